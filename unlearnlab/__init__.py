@@ -1,0 +1,3 @@
+"""unlearnlab: a machine-unlearning lab for image classifiers on MNIST-family data."""
+
+__version__ = "0.1.0"

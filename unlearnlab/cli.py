@@ -1,0 +1,123 @@
+"""Command line: ``unlearnlab run ...``. Parses, dispatches, prints; no experiment logic."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .data import DATASETS, load_dataset
+from .errors import ConfigError, DataError, UnlearnlabError
+from .experiment import RunConfig, run
+from .methods import coerce_params, get_method, list_methods, parse_set_options
+from .models import list_models
+from .store import write_json
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line."""
+
+    def error(self, message):
+        raise ConfigError(f"{message} (see '{self.prog} --help')")
+
+
+def _oversample(text: str) -> tuple[int, int]:
+    cls, sep, factor = text.partition(":")
+    if not sep or not cls.isdigit() or not factor.isdigit():
+        raise argparse.ArgumentTypeError(f"'{text}' is not CLASS:FACTOR, e.g. 6:10")
+    return int(cls), int(factor)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="unlearnlab", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = sub.add_parser("run", help="train/load original and retrained models, unlearn, evaluate")
+    p.add_argument("--dataset", default="mnist", help=f"one of {', '.join(DATASETS)}")
+    p.add_argument("--forget", default="class:6",
+                   help="class:<c> | subset:<name> | rest:<name> | color:<color>:<c>")
+    p.add_argument("--method", default="relabel", help=f"one of {', '.join(list_methods())}")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="method hyperparameter (repeatable)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true",
+                   help="small stratified subset and one training epoch (for CI)")
+    p.add_argument("--arch", default=None, help=f"one of {', '.join(list_models())}; default: "
+                   "cnn for class forgetting, else mlp (convnet on cmnist)")
+    p.add_argument("--oversample", type=_oversample, default=None, metavar="CLASS:FACTOR",
+                   help="repeat one class FACTOR times in training (seed A used 6:10)")
+    p.add_argument("--data-dir", default=None, help="data root (default: $UNLEARNLAB_DATA or data)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--fresh", action="store_true", help="retrain even if a cached model matches")
+    p.add_argument("--no-train", action="store_true",
+                   help="refuse to train: fail unless matching cached models exist")
+    p.add_argument("--json", type=Path, default=None, help="write the JSON record here")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show tracebacks")
+    d = sub.add_parser("demo", help="seed A's experiment: class 6 over-represented x10, "
+                       "forgotten by relearning it as 3 (falls back to digits without MNIST)")
+    d.add_argument("--data-dir", default=None)
+    d.add_argument("--quick", action="store_true")
+    d.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    return parser
+
+
+def _fmt(value) -> str:
+    return "   n/a" if value is None else f"{100 * value:6.2f}"
+
+
+def summary(record: dict) -> str:
+    lines = [f"{record['dataset']} / {record['arch']} / forget {record['forget']} / "
+             f"{record['method']} / seed {record['seed']}{' / quick' if record['quick'] else ''}",
+             f"{'model':<10} {'test':>6} {'forget':>6} {'retain':>6} {'f-train':>7}   (accuracy %, "
+             "forget/retain on test)"]
+    for name, m in record["models"].items():
+        lines.append(f"{name:<10} {_fmt(m['test_acc'])} {_fmt(m['forget_test_acc'])} "
+                     f"{_fmt(m['retain_test_acc'])} {_fmt(m['forget_train_acc'])}")
+    s = record["seconds"]
+    lines.append(f"seconds: original {s['original']:.1f}, retrained {s['retrained']:.1f}, "
+                 f"unlearn {s['unlearn']:.1f}")
+    return "\n".join(lines)
+
+
+def cmd_run(args) -> int:
+    method_cls = get_method(args.method)
+    params = coerce_params(method_cls, parse_set_options(args.sets))
+    cfg = RunConfig(dataset=args.dataset, forget=args.forget, method=args.method, params=params,
+                    seed=args.seed, quick=args.quick, arch=args.arch, oversample=args.oversample,
+                    data_dir=args.data_dir, device=args.device, reuse=not args.fresh,
+                    allow_train=not args.no_train)
+    result = run(cfg)
+    if args.json:
+        write_json(args.json, result.record)
+    print(summary(result.record))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    dataset = "mnist"
+    try:
+        load_dataset("mnist", args.data_dir)
+    except DataError as exc:
+        print(f"MNIST is not available ({exc}); running the demo on scikit-learn's digits instead")
+        dataset = "digits"
+    cfg = RunConfig(dataset=dataset, forget="class:6", method="relabel", params={"target": 3},
+                    oversample=(6, 10), quick=args.quick, data_dir=args.data_dir)
+    print(summary(run(cfg).record))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        return {"run": cmd_run, "demo": cmd_demo}[args.command](args)
+    except UnlearnlabError as exc:
+        if debug:
+            raise
+        print(f"unlearnlab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("unlearnlab: interrupted; nothing partial was written", file=sys.stderr)
+        return 130

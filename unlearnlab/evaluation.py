@@ -1,0 +1,45 @@
+"""Per-model evaluation for the JSON record: accuracies on the forget and retain parts of each
+split, per-class accuracy and the confusion matrix, all from one batched prediction pass."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.metrics import confusion_matrix
+from torch import nn
+
+from .data import Split
+from .training import predict
+
+
+def accuracy(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> float | None:
+    """Fraction of correct predictions (within ``mask``); None when nothing is selected."""
+    if mask is not None:
+        pred, y = pred[mask], y[mask]
+    return None if len(y) == 0 else (pred == y).float().mean().item()
+
+
+def mean_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> float | None:
+    """True per-sample mean cross-entropy (the thesis divided a sum of batch means by N)."""
+    return None if len(y) == 0 else nn.functional.cross_entropy(logits, y).item()
+
+
+def evaluate(model: nn.Module, train: Split, test: Split, masks: dict[str, torch.Tensor],
+             num_classes: int = 10, device=None) -> dict:
+    """The record entry of one model: the contract keys plus test loss and train accuracy."""
+    out = {}
+    logits = {"train": predict(model, train.x, device=device),
+              "test": predict(model, test.x, device=device)}
+    for name, split in (("train", train), ("test", test)):
+        pred = logits[name].argmax(1)
+        out[f"forget_{name}_acc"] = accuracy(pred, split.y, masks[name])
+        out[f"retain_{name}_acc"] = accuracy(pred, split.y, ~masks[name])
+        out[f"{name}_acc"] = accuracy(pred, split.y)
+    pred = logits["test"].argmax(1)
+    labels = list(range(num_classes))
+    out["test_loss"] = mean_cross_entropy(logits["test"], test.y)
+    out["per_class_test_acc"] = [accuracy(pred, test.y, test.y == c) for c in labels]
+    out["confusion_test"] = confusion_matrix(test.y.numpy(), pred.numpy(), labels=labels).tolist()
+    forget_pred = pred[masks["test"]].numpy()
+    out["forget_test_predictions"] = np.bincount(forget_pred, minlength=num_classes).tolist()
+    return out

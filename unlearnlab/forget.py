@@ -1,0 +1,154 @@
+"""Forget specifications: which training samples a model must forget.
+
+Grammar (one parser, used by the CLI, the notebooks and the API):
+
+- ``class:<c>``          every sample of class ``c`` (0-9);
+- ``subset:<name>``      the samples listed in ``<root>/forget_sets/<name>.json``;
+- ``rest:<name>``        that list's class minus the listed samples (how the thesis forgot
+                         MNIST sevens without a crossbar);
+- ``color:<color>:<c>``  colorized MNIST only: class ``c`` on one background colour.
+
+A list addresses samples by their position in the original IDX file of each split. Colorized
+MNIST files are named ``<color>_<i>.png`` with ``i`` the MNIST position, so an MNIST list
+selects them through ``i``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .data import COLORS, Dataset, Split, data_root
+from .errors import DataError, SpecError
+
+KINDS = ("class", "subset", "rest", "color")
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+# The source file a list indexes, per dataset, with that file's split sizes.
+_LIST_SOURCE = {"mnist": "MNIST", "cmnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+_SOURCE_SIZES = {"train": 60000, "test": 10000}
+
+
+@dataclass(frozen=True)
+class ForgetSpec:
+    kind: str
+    cls: int | None = None
+    name: str | None = None
+    color: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "class":
+            return f"class:{self.cls}"
+        if self.kind == "color":
+            return f"color:{self.color}:{self.cls}"
+        return f"{self.kind}:{self.name}"
+
+    @property
+    def is_feature(self) -> bool:
+        """True when the spec forgets part of a class rather than a whole class."""
+        return self.kind != "class"
+
+
+def _class_number(text: str, spec: str) -> int:
+    if not re.fullmatch(r"\d+", text) or not 0 <= int(text) <= 9:
+        raise SpecError(f"forget spec '{spec}': class must be a number from 0 to 9, got '{text}'")
+    return int(text)
+
+
+def parse_forget(text: str) -> ForgetSpec:
+    """Parse a forget specification string (see the module docstring)."""
+    if not isinstance(text, str) or ":" not in text:
+        raise SpecError(f"forget spec '{text}' is malformed: use class:<c>, subset:<name>, "
+                        "rest:<name> or color:<color>:<c>")
+    kind, _, rest = text.partition(":")
+    if kind == "class":
+        return ForgetSpec("class", cls=_class_number(rest, text))
+    if kind in ("subset", "rest"):
+        if not _NAME.match(rest):
+            raise SpecError(f"forget spec '{text}': '{rest}' is not a forget-set name "
+                            "(letters, digits, '_', '-', '.')")
+        return ForgetSpec(kind, name=rest)
+    if kind == "color":
+        color, _, cls = rest.partition(":")
+        if color not in COLORS:
+            raise SpecError(f"forget spec '{text}': colour must be one of {', '.join(COLORS)}")
+        return ForgetSpec("color", cls=_class_number(cls, text), color=color)
+    raise SpecError(f"forget spec '{text}': unknown kind '{kind}'; use one of {', '.join(KINDS)}")
+
+
+def load_forget_list(name: str, dataset: Dataset, data_dir=None) -> dict:
+    """Read and validate ``forget_sets/<name>.json`` for ``dataset``: it must be JSON, index
+    the dataset's source file, stay in range and list only samples of its class."""
+    path = data_root(data_dir) / "forget_sets" / f"{name}.json"
+    if not path.is_file():
+        raise DataError(f"forget set '{name}' not found at '{path}': copy the forget_sets "
+                        "folder into the data root or fix the name")
+    try:
+        content = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"forget set '{path}' is not valid JSON ({exc}); restore the "
+                        "original file") from exc
+    if not isinstance(content, dict) or not {"dataset", "class", "train", "test"} <= content.keys():
+        raise DataError(f"forget set '{path}' lacks the keys dataset, class, train and test")
+    source = _LIST_SOURCE.get(dataset.name)
+    if content["dataset"] != source:
+        raise DataError(f"forget set '{name}' indexes {content['dataset']} but dataset "
+                        f"'{dataset.name}' needs a {source or 'class:'} list; pick a matching set")
+    cls = content["class"]
+    if not isinstance(cls, int) or not 0 <= cls <= 9:
+        raise DataError(f"forget set '{path}': class must be an integer 0-9")
+    for split_name in ("train", "test"):
+        items = content[split_name]
+        if not isinstance(items, list) or not all(isinstance(i, int) for i in items):
+            raise DataError(f"forget set '{path}': '{split_name}' must be a list of integers")
+        bad = [i for i in items if not 0 <= i < _SOURCE_SIZES[split_name]]
+        if bad:
+            raise DataError(f"forget set '{path}': {split_name} index {bad[0]} is out of range "
+                            f"0-{_SOURCE_SIZES[split_name] - 1}; fix the list")
+        split: Split = getattr(dataset, split_name)
+        listed = torch.isin(split.index, torch.tensor(items, dtype=torch.long))
+        wrong = listed & (split.y != cls)
+        if wrong.any():
+            pos = int(split.index[wrong][0])
+            raise DataError(f"forget set '{path}': {split_name} sample {pos} has label "
+                            f"{int(split.y[wrong][0])}, not the set's class {cls}; fix the list")
+    return content
+
+
+def forget_masks(spec: ForgetSpec | str, dataset: Dataset,
+                 data_dir=None) -> dict[str, torch.Tensor]:
+    """Boolean masks ``{"train": ..., "test": ...}`` of the samples ``spec`` selects.
+
+    Raises ``SpecError`` when the spec selects no training sample (never a silent no-op).
+    """
+    spec = parse_forget(spec) if isinstance(spec, str) else spec
+    if spec.kind == "color" and dataset.name != "cmnist":
+        raise SpecError(f"forget spec '{spec}' needs colour backgrounds: use --dataset cmnist")
+    listed = None
+    if spec.kind in ("subset", "rest"):
+        listed = load_forget_list(spec.name, dataset, data_dir)
+    masks = {}
+    for split_name in ("train", "test"):
+        split: Split = getattr(dataset, split_name)
+        if spec.kind == "class":
+            mask = split.y == spec.cls
+        elif spec.kind == "color":
+            mask = (split.y == spec.cls) & (split.color == COLORS.index(spec.color))
+        else:
+            in_list = torch.isin(split.index, torch.tensor(listed[split_name], dtype=torch.long))
+            mask = in_list if spec.kind == "subset" else (split.y == listed["class"]) & ~in_list
+        masks[split_name] = mask
+    if not masks["train"].any():
+        raise SpecError(f"forget spec '{spec}' selects no training sample of dataset "
+                        f"'{dataset.name}'; choose a spec that matches the data")
+    return masks
+
+
+def forget_class(spec: ForgetSpec, dataset: Dataset, data_dir=None) -> int:
+    """The class the forgotten samples belong to."""
+    if spec.cls is not None:
+        return spec.cls
+    return int(load_forget_list(spec.name, dataset, data_dir)["class"])

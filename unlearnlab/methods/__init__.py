@@ -1,0 +1,30 @@
+"""Registry of unlearning methods: one module per method, each registered under its key."""
+
+from __future__ import annotations
+
+from ..errors import ConfigError
+from .base import UnlearningMethod, UnlearnTask, coerce_params, parse_set_options
+
+_METHODS: dict[str, type[UnlearningMethod]] = {}
+
+
+def register_method(cls: type[UnlearningMethod]) -> type[UnlearningMethod]:
+    """Class decorator: register ``cls`` under ``cls.name``."""
+    _METHODS[cls.name] = cls
+    return cls
+
+
+def list_methods() -> list[str]:
+    return sorted(_METHODS)
+
+
+def get_method(name: str) -> type[UnlearningMethod]:
+    if name not in _METHODS:
+        raise ConfigError(f"unknown method '{name}': choose one of {', '.join(list_methods())}")
+    return _METHODS[name]
+
+
+from . import relabel  # noqa: E402,F401  (one explicit import per method registers it)
+
+__all__ = ["UnlearnTask", "UnlearningMethod", "coerce_params", "get_method", "list_methods",
+           "parse_set_options", "register_method"]

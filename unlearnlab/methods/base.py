@@ -1,0 +1,95 @@
+"""The contract every unlearning method follows.
+
+A method class declares its hyperparameters and their defaults in ``defaults`` (the types of
+the defaults are the types accepted from the command line). ``unlearn(model, task)`` returns a
+new model and never mutates the one it is given.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..training import Recipe
+
+
+@dataclass
+class UnlearnTask:
+    """What a method may use: the forget and retain training samples (with the duplicates of
+    an oversampled recipe), the recipe the original was trained with, the device and a seed."""
+
+    forget_x: torch.Tensor
+    forget_y: torch.Tensor
+    retain_x: torch.Tensor
+    retain_y: torch.Tensor
+    num_classes: int
+    recipe: Recipe
+    device: torch.device
+    seed: int
+
+
+class UnlearningMethod:
+    """Base class: hyperparameters in ``__init__`` (validated, no logic), work in ``unlearn``."""
+
+    name: ClassVar[str]
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **params):
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise ConfigError(f"method '{self.name}' has no parameter '{unknown[0]}'; valid: "
+                              f"{', '.join(sorted(self.defaults)) or 'none'}")
+        self.params = {**self.defaults, **params}
+        self.history: list[dict] = []
+
+    def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
+        """Return an unlearned copy of ``model``."""
+        raise NotImplementedError
+
+    @staticmethod
+    def copy_model(model: nn.Module) -> nn.Module:
+        return copy.deepcopy(model)
+
+
+def coerce_params(method_cls: type[UnlearningMethod], raw: dict[str, str]) -> dict[str, Any]:
+    """Convert ``--set key=value`` strings to the types of the method's defaults."""
+    out = {}
+    for key, text in raw.items():
+        if key not in method_cls.defaults:
+            raise ConfigError(f"method '{method_cls.name}' has no parameter '{key}'; valid: "
+                              f"{', '.join(sorted(method_cls.defaults)) or 'none'}")
+        default = method_cls.defaults[key]
+        try:
+            if isinstance(default, bool):
+                if text.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError
+                value = text.lower() in ("true", "1")
+            elif isinstance(default, int):
+                value = int(text)
+            elif isinstance(default, float):
+                value = float(text)
+            elif isinstance(default, list):
+                value = [item for item in text.split(",") if item]
+            else:
+                value = text
+        except ValueError:
+            raise ConfigError(f"--set {key}={text}: expected {type(default).__name__} for "
+                              f"'{key}' of method '{method_cls.name}'") from None
+        out[key] = value
+    return out
+
+
+def parse_set_options(items: list[str]) -> dict[str, str]:
+    """Split ``key=value`` strings; a missing '=' or key is an error."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not key.strip().isidentifier():
+            raise ConfigError(f"--set '{item}' is malformed: write key=value, e.g. --set target=3")
+        out[key.strip()] = value.strip()
+    return out

@@ -1,0 +1,50 @@
+"""Freeze-and-relabel class forgetting (seed A: Fabbri 2024, "Selective Unlearning in Neural
+Networks: Forgetting and Relearning Classes").
+
+Freeze the named layers (default: the seed CNN's ``fc1`` and ``fc2``), then train the remaining
+parameters with cross-entropy towards the ``target`` class for forget samples and towards the
+true label for retain samples: L = mean_i CE(f(x_i), t_i), t_i = target if x_i is forgotten
+else y_i.
+
+Deviations from the seed: the loss is the batch *mean* (the seed summed per-sample terms in a
+Python loop, which scales the step size by the batch size); the method gets a fresh Adam
+optimiser (the seed reused the training optimiser's moment estimates); the target class and the
+frozen layers are parameters instead of constants.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import ConfigError
+from ..training import fit
+from . import register_method
+from .base import UnlearningMethod, UnlearnTask
+
+
+@register_method
+class Relabel(UnlearningMethod):
+    name = "relabel"
+    defaults = {"target": 3, "freeze": ["fc1", "fc2"], "epochs": 1, "lr": 1e-3, "batch_size": 64}
+
+    def unlearn(self, model, task: UnlearnTask):
+        p = self.params
+        if not 0 <= p["target"] < task.num_classes:
+            raise ConfigError(f"relabel: target {p['target']} is not a class "
+                              f"0-{task.num_classes - 1}")
+        if (task.forget_y == p["target"]).any():
+            raise ConfigError(f"relabel: target {p['target']} is the forgotten class; pick another")
+        model = self.copy_model(model)
+        modules = dict(model.named_modules())
+        missing = [name for name in p["freeze"] if name not in modules]
+        if missing:
+            layers = [n for n, m in model.named_children() if any(m.parameters())]
+            raise ConfigError(f"relabel: model has no layer '{missing[0]}' to freeze; layers: "
+                              f"{', '.join(layers)}")
+        frozen = {id(q) for name in p["freeze"] for q in modules[name].parameters()}
+        trainable = [q for q in model.parameters() if id(q) not in frozen]
+        x = torch.cat([task.forget_x, task.retain_x])
+        y = torch.cat([torch.full_like(task.forget_y, p["target"]), task.retain_y])
+        self.history = fit(model, x, y, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
+                           seed=task.seed, device=task.device, params=trainable, desc="relabel")
+        return model
