@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .compare import compare, markdown
 from .data import DATASETS, load_dataset
 from .errors import ConfigError, DataError, UnlearnlabError
 from .experiment import RunConfig, run
@@ -28,38 +29,60 @@ def _oversample(text: str) -> tuple[int, int]:
     return int(cls), int(factor)
 
 
+def _common() -> argparse.ArgumentParser:
+    """Options shared by run and compare."""
+    c = argparse.ArgumentParser(add_help=False)
+    c.add_argument("--dataset", default="mnist", help=f"one of {', '.join(DATASETS)}")
+    c.add_argument("--forget", default="class:6",
+                   help="class:<c> | subset:<name> | rest:<name> | color:<color>:<c>")
+    c.add_argument("--preset", default="default",
+                   help="named hyperparameter set of the method(s), e.g. thesis")
+    c.add_argument("--quick", action="store_true",
+                   help="small stratified subset and one training epoch (for CI)")
+    c.add_argument("--arch", default=None, help=f"one of {', '.join(list_models())}; default: "
+                   "cnn for class forgetting, else mlp (convnet on cmnist)")
+    c.add_argument("--oversample", type=_oversample, default=None, metavar="CLASS:FACTOR",
+                   help="repeat one class FACTOR times in training (seed A used 6:10)")
+    c.add_argument("--data-dir", default=None, help="data root (default: $UNLEARNLAB_DATA or data)")
+    c.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    c.add_argument("--fresh", action="store_true", help="retrain even if a cached model matches")
+    c.add_argument("--no-train", action="store_true",
+                   help="refuse to train: fail unless matching cached models exist")
+    c.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show tracebacks")
+    return c
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="unlearnlab", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    p = sub.add_parser("run", help="train/load original and retrained models, unlearn, evaluate")
-    p.add_argument("--dataset", default="mnist", help=f"one of {', '.join(DATASETS)}")
-    p.add_argument("--forget", default="class:6",
-                   help="class:<c> | subset:<name> | rest:<name> | color:<color>:<c>")
+    common = _common()
+    p = sub.add_parser("run", parents=[common],
+                       help="train/load original and retrained models, unlearn, evaluate")
     p.add_argument("--method", default="relabel", help=f"one of {', '.join(list_methods())}")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="method hyperparameter (repeatable)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quick", action="store_true",
-                   help="small stratified subset and one training epoch (for CI)")
-    p.add_argument("--arch", default=None, help=f"one of {', '.join(list_models())}; default: "
-                   "cnn for class forgetting, else mlp (convnet on cmnist)")
-    p.add_argument("--oversample", type=_oversample, default=None, metavar="CLASS:FACTOR",
-                   help="repeat one class FACTOR times in training (seed A used 6:10)")
-    p.add_argument("--data-dir", default=None, help="data root (default: $UNLEARNLAB_DATA or data)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--fresh", action="store_true", help="retrain even if a cached model matches")
-    p.add_argument("--no-train", action="store_true",
-                   help="refuse to train: fail unless matching cached models exist")
     p.add_argument("--json", type=Path, default=None, help="write the JSON record here")
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                   help="show tracebacks")
+    c = sub.add_parser("compare", parents=[common],
+                       help="baseline ensembles and methods over N seeds, with summary tables")
+    c.add_argument("--methods", required=True, help="comma-separated registry keys")
+    c.add_argument("--seeds", type=int, default=5, help="ensemble size (seeds 0..N-1)")
+    c.add_argument("--out", type=Path, required=True, help="output folder")
     d = sub.add_parser("demo", help="seed A's experiment: class 6 over-represented x10, "
                        "forgotten by relearning it as 3 (falls back to digits without MNIST)")
     d.add_argument("--data-dir", default=None)
     d.add_argument("--quick", action="store_true")
     d.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     return parser
+
+
+def _config(args, **extra) -> RunConfig:
+    return RunConfig(dataset=args.dataset, forget=args.forget, preset=args.preset,
+                     quick=args.quick, arch=args.arch, oversample=args.oversample,
+                     data_dir=args.data_dir, device=args.device, reuse=not args.fresh,
+                     allow_train=not args.no_train, **extra)
 
 
 def _fmt(value) -> str:
@@ -83,14 +106,25 @@ def summary(record: dict) -> str:
 def cmd_run(args) -> int:
     method_cls = get_method(args.method)
     params = coerce_params(method_cls, parse_set_options(args.sets))
-    cfg = RunConfig(dataset=args.dataset, forget=args.forget, method=args.method, params=params,
-                    seed=args.seed, quick=args.quick, arch=args.arch, oversample=args.oversample,
-                    data_dir=args.data_dir, device=args.device, reuse=not args.fresh,
-                    allow_train=not args.no_train)
-    result = run(cfg)
+    result = run(_config(args, method=args.method, params=params, seed=args.seed))
     if args.json:
         write_json(args.json, result.record)
     print(summary(result.record))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods:
+        raise ConfigError("--methods is empty: name at least one method, e.g. gemu,gefeu")
+    for name in methods:
+        get_method(name)(preset=args.preset, dataset=args.dataset)
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
+    comparison = compare(_config(args, method=methods[0]), methods, args.seeds, args.out,
+                         args.preset)
+    print(markdown(comparison.summary(), f"{args.dataset} · forget {args.forget}"))
+    print(f"wrote {args.out}/results.csv, summary.md, kl.json and one JSON record per run")
     return 0
 
 
@@ -112,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
-        return {"run": cmd_run, "demo": cmd_demo}[args.command](args)
+        return {"run": cmd_run, "compare": cmd_compare, "demo": cmd_demo}[args.command](args)
     except UnlearnlabError as exc:
         if debug:
             raise

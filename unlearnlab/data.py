@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,22 +189,24 @@ def _load_cmnist(root: Path) -> Dataset:
         for digit in range(10):
             key = f"{folder}/{digit}"
             files = sorted((base / key).glob("*.png")) if (base / key).is_dir() else []
-            lines = []
-            for path in files:
-                blob = path.read_bytes()
-                lines.append(f"{path.name} {hashlib.sha256(blob).hexdigest()}\n")
-                color, _, idx = path.stem.partition("_")
-                with Image.open(path) as im:
-                    images.append(np.asarray(im.convert("RGB")))
-                labels.append(digit)
-                indices.append(int(idx))
-                colors.append(COLORS.index(color))
+            # Verify the folder before decoding anything: a corrupted PNG must be reported as
+            # a checksum mismatch, not surface as a PIL decoding error.
+            blobs = [path.read_bytes() for path in files]
+            lines = [f"{path.name} {hashlib.sha256(blob).hexdigest()}\n"
+                     for path, blob in zip(files, blobs, strict=True)]
             count, digest = CMNIST_DIGESTS[key]
             actual = hashlib.sha256("".join(lines).encode()).hexdigest()[:16]
             if len(files) != count or actual != digest:
                 raise DataError(f"checksum mismatch in '{base / key}' ({len(files)} files, "
                                 f"expected {count}): a PNG is missing, extra or corrupted; "
                                 "copy the folder again")
+            for path, blob in zip(files, blobs, strict=True):
+                color, _, idx = path.stem.partition("_")
+                with Image.open(io.BytesIO(blob)) as im:
+                    images.append(np.asarray(im.convert("RGB")))
+                labels.append(digit)
+                indices.append(int(idx))
+                colors.append(COLORS.index(color))
         order = np.lexsort((np.array(colors), np.array(indices)))
         x = torch.from_numpy(np.stack(images)[order]).permute(0, 3, 1, 2).float().div_(255.0)
         splits[split] = Split(x.contiguous(), torch.tensor(labels)[order],

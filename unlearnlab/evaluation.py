@@ -16,7 +16,7 @@ def accuracy(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = No
     """Fraction of correct predictions (within ``mask``); None when nothing is selected."""
     if mask is not None:
         pred, y = pred[mask], y[mask]
-    return None if len(y) == 0 else (pred == y).float().mean().item()
+    return None if len(y) == 0 else (pred == y).sum().item() / len(y)
 
 
 def mean_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> float | None:
@@ -25,8 +25,13 @@ def mean_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> float | None:
 
 
 def evaluate(model: nn.Module, train: Split, test: Split, masks: dict[str, torch.Tensor],
-             num_classes: int = 10, device=None) -> dict:
-    """The record entry of one model: the contract keys plus test loss and train accuracy."""
+             num_classes: int = 10, device=None, forget_class: int | None = None) -> dict:
+    """The record entry of one model: the contract keys plus test loss and train accuracy.
+
+    With ``forget_class`` (feature forgetting) it adds the four-way split of each split:
+    the forget subset, ``class_rest`` (the rest of its class), ``other_classes`` and all,
+    with accuracy and mean cross-entropy (``*_loss``) for each.
+    """
     out = {}
     logits = {"train": predict(model, train.x, device=device),
               "test": predict(model, test.x, device=device)}
@@ -35,6 +40,13 @@ def evaluate(model: nn.Module, train: Split, test: Split, masks: dict[str, torch
         out[f"forget_{name}_acc"] = accuracy(pred, split.y, masks[name])
         out[f"retain_{name}_acc"] = accuracy(pred, split.y, ~masks[name])
         out[f"{name}_acc"] = accuracy(pred, split.y)
+        if forget_class is not None:
+            in_class = split.y == forget_class
+            groups = {"forget": masks[name], "class_rest": in_class & ~masks[name],
+                      "other_classes": ~in_class, "all": torch.ones_like(in_class)}
+            for group, mask in groups.items():
+                out[f"{group}_{name}_acc"] = accuracy(pred, split.y, mask)
+                out[f"{group}_{name}_loss"] = mean_cross_entropy(logits[name][mask], split.y[mask])
     pred = logits["test"].argmax(1)
     labels = list(range(num_classes))
     out["test_loss"] = mean_cross_entropy(logits["test"], test.y)

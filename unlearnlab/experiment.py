@@ -14,9 +14,10 @@ from torch import nn
 from . import __version__
 from .data import Dataset, Split, data_root, load_dataset, oversample, stratified_rows
 from .errors import CacheError, ConfigError
-from .evaluation import evaluate, mean_cross_entropy
-from .forget import ForgetSpec, forget_masks, parse_forget
+from .evaluation import accuracy, evaluate, mean_cross_entropy
+from .forget import ForgetSpec, forget_class, forget_masks, parse_forget
 from .methods import UnlearnTask, get_method
+from .metrics import parameter_distance
 from .models import create_model
 from .store import load_model, model_path, remove_stale_temporaries, save_model
 from .training import Recipe, fit, pick_device, predict, recipe_for, seed_everything
@@ -35,6 +36,7 @@ class RunConfig:
     forget: str = "class:6"
     method: str = "relabel"
     params: dict = field(default_factory=dict)
+    preset: str = "default"
     seed: int = 0
     quick: bool = False
     arch: str | None = None
@@ -68,6 +70,7 @@ class Scenario:
     masks: dict[str, torch.Tensor]
     train_rows: torch.Tensor
     device: torch.device
+    forget_class: int
 
     @property
     def root(self) -> Path:
@@ -108,30 +111,43 @@ def build_scenario(cfg: RunConfig) -> Scenario:
             raise ConfigError(f"oversample class {cls} is not a class of {dataset.name}")
         rows = oversample(train.y, cls, factor)
     return Scenario(cfg, dataset, spec, arch, recipe, train, test, masks, rows,
-                    pick_device(cfg.device))
+                    pick_device(cfg.device), forget_class(spec, dataset, cfg.data_dir))
+
+
+def _cached(sc: Scenario, config: dict, model: nn.Module) -> dict | None:
+    """Load the cache entry for ``config`` into ``model`` when reuse is on and it exists;
+    raise under ``--no-train`` when it is missing."""
+    path = model_path(sc.root, config)
+    remove_stale_temporaries(path.parent)
+    if sc.config.reuse and path.exists():
+        return load_model(path, model, config)
+    if not sc.config.allow_train:
+        raise CacheError(f"no cached {config['role']} model for this configuration at '{path}'; "
+                         "run without --no-train to train it")
+    return None
+
+
+def new_model(sc: Scenario) -> nn.Module:
+    """A freshly initialised model of the scenario's architecture, seeded by the run's seed
+    (this is also the "untrained" baseline)."""
+    seed_everything(sc.config.seed)
+    return create_model(sc.arch, sc.dataset.in_channels, sc.dataset.num_classes).to(sc.device)
 
 
 def train_or_load(sc: Scenario, role: str) -> tuple[nn.Module, dict]:
     """The cached ``original`` or ``retrained`` model, trained (and cached) when missing."""
     config = sc.model_config(role)
-    path = model_path(sc.root, config)
-    remove_stale_temporaries(path.parent)
-    model = create_model(sc.arch, sc.dataset.in_channels, sc.dataset.num_classes)
-    if sc.config.reuse and path.exists():
-        meta = load_model(path, model, config)
+    model = new_model(sc)
+    meta = _cached(sc, config, model)
+    if meta is not None:
         return model.to(sc.device).eval(), meta
-    if not sc.config.allow_train:
-        raise CacheError(f"no cached {role} model for this configuration at '{path}'; "
-                         "run without --no-train to train it")
-    seed_everything(sc.config.seed)
-    model = create_model(sc.arch, sc.dataset.in_channels, sc.dataset.num_classes)
     rows = sc.rows(role)
     r = sc.recipe
 
     def test_metrics(m):
         logits = predict(m, sc.test.x, device=sc.device)
         return {"test_loss": mean_cross_entropy(logits, sc.test.y),
-                "test_acc": (logits.argmax(1) == sc.test.y).float().mean().item()}
+                "test_acc": accuracy(logits.argmax(1), sc.test.y)}
 
     start = time.perf_counter()
     history = fit(model, sc.train.x[rows], sc.train.y[rows], epochs=r.epochs,
@@ -140,8 +156,29 @@ def train_or_load(sc: Scenario, role: str) -> tuple[nn.Module, dict]:
     seconds = time.perf_counter() - start
     meta = {"config": config, "seconds": seconds, "history": history,
             "train_samples": len(rows), "device": str(sc.device)}
-    save_model(path, model, meta)
+    save_model(model_path(sc.root, config), model, meta)
     return model.eval(), meta
+
+
+def unlearn_or_load(sc: Scenario, method, original: nn.Module) -> tuple[nn.Module, dict]:
+    """Run ``method`` on a copy of ``original``, or load the cached result of the same method,
+    hyperparameters and original model."""
+    config = {"role": "unlearned", "dataset": sc.dataset.name, "arch": sc.arch,
+              "original": sc.model_config("original"), "forget": str(sc.spec),
+              "method": method.name, "params": method.params, "seed": sc.config.seed,
+              "version": __version__}
+    model = new_model(sc)
+    meta = _cached(sc, config, model)
+    if meta is not None:
+        return model.eval(), meta
+    seed_everything(sc.config.seed)
+    start = time.perf_counter()
+    unlearned = method.unlearn(original, unlearn_task(sc))
+    seconds = time.perf_counter() - start
+    meta = {"config": config, "seconds": seconds, "phases": method.timings,
+            "history": method.history, "device": str(sc.device)}
+    save_model(model_path(sc.root, config), unlearned, meta)
+    return unlearned.eval(), meta
 
 
 @dataclass
@@ -157,28 +194,56 @@ def unlearn_task(sc: Scenario) -> UnlearnTask:
     forget = sc.masks["train"][rows]
     x, y = sc.train.x[rows], sc.train.y[rows]
     return UnlearnTask(x[forget], y[forget], x[~forget], y[~forget], sc.dataset.num_classes,
-                       sc.recipe, sc.device, sc.config.seed)
+                       sc.recipe, sc.device, sc.config.seed, sc.dataset.name)
 
 
-def run(cfg: RunConfig) -> RunResult:
-    """Train or load the original and retrained models, unlearn, evaluate all three."""
+@dataclass
+class Baselines:
+    """The models every method of one seed is judged against, with their evaluations."""
+
+    scenario: Scenario
+    models: dict[str, nn.Module]
+    metas: dict[str, dict]
+    evaluations: dict[str, dict]
+
+
+def evaluate_in(sc: Scenario, model: nn.Module) -> dict:
+    return evaluate(model, sc.train, sc.test, sc.masks, sc.dataset.num_classes, sc.device,
+                    forget_class=sc.forget_class if sc.spec.is_feature else None)
+
+
+def prepare(cfg: RunConfig, untrained: bool = False) -> Baselines:
+    """Build the scenario and train or load its original and retrained models (and, with
+    ``untrained``, evaluate a fresh initialisation too)."""
     sc = build_scenario(cfg)
-    method_cls = get_method(cfg.method)
-    method = method_cls(**cfg.params)
-    original, meta_o = train_or_load(sc, "original")
-    retrained, meta_r = train_or_load(sc, "retrained")
-    seed_everything(cfg.seed)
-    start = time.perf_counter()
-    unlearned = method.unlearn(original, unlearn_task(sc))
-    unlearn_seconds = time.perf_counter() - start
-    models = {"original": original, "retrained": retrained, "unlearned": unlearned}
+    models, metas = {}, {}
+    if untrained:
+        models["untrained"] = new_model(sc).eval()
+    for role in ("original", "retrained"):
+        models[role], metas[role] = train_or_load(sc, role)
+    return Baselines(sc, models, metas, {n: evaluate_in(sc, m) for n, m in models.items()})
+
+
+def run_method(base: Baselines, name: str, params: dict | None = None,
+               preset: str = "default") -> RunResult:
+    """Unlearn the original model of ``base`` with one method and build the JSON record."""
+    sc = base.scenario
+    method = get_method(name)(preset=preset, dataset=sc.dataset.name, **(params or {}))
+    unlearned, meta_u = unlearn_or_load(sc, method, base.models["original"])
+    evaluations = {"original": base.evaluations["original"],
+                   "retrained": base.evaluations["retrained"],
+                   "unlearned": evaluate_in(sc, unlearned)}
+    original, retrained = base.models["original"], base.models["retrained"]
     record = {
-        "dataset": sc.dataset.name, "arch": sc.arch, "forget": str(sc.spec), "method": cfg.method,
-        "params": method.params, "seed": cfg.seed, "quick": cfg.quick,
-        "models": {name: evaluate(m, sc.train, sc.test, sc.masks, sc.dataset.num_classes,
-                                  sc.device) for name, m in models.items()},
-        "seconds": {"original": meta_o["seconds"], "retrained": meta_r["seconds"],
-                    "unlearn": unlearn_seconds},
+        "dataset": sc.dataset.name, "arch": sc.arch, "forget": str(sc.spec), "method": name,
+        "params": method.params, "preset": method.preset, "seed": sc.config.seed,
+        "quick": sc.config.quick, "models": evaluations,
+        "seconds": {"original": base.metas["original"]["seconds"],
+                    "retrained": base.metas["retrained"]["seconds"],
+                    "unlearn": meta_u["seconds"], "unlearn_phases": meta_u["phases"]},
+        "distances": {"unlearned_to_original": parameter_distance(unlearned, original),
+                      "unlearned_to_retrained": parameter_distance(unlearned, retrained),
+                      "retrained_to_original": parameter_distance(retrained, original)},
         "recipe": sc.recipe.to_dict(),
         "sizes": {"train": len(sc.train), "test": len(sc.test),
                   "forget_train": int(sc.masks["train"].sum()),
@@ -188,9 +253,16 @@ def run(cfg: RunConfig) -> RunResult:
         "device": str(sc.device),
         "versions": versions(),
     }
-    histories = {"original": meta_o["history"], "retrained": meta_r["history"],
-                 "unlearn": method.history}
+    models = {"original": original, "retrained": retrained, "unlearned": unlearned}
+    histories = {"original": base.metas["original"]["history"],
+                 "retrained": base.metas["retrained"]["history"], "unlearn": meta_u["history"]}
     return RunResult(record, sc, models, histories)
+
+
+def run(cfg: RunConfig) -> RunResult:
+    """Train or load the original and retrained models, unlearn, evaluate all three."""
+    get_method(cfg.method)(preset=cfg.preset, dataset=cfg.dataset, **cfg.params)  # fail early
+    return run_method(prepare(cfg), cfg.method, cfg.params, cfg.preset)
 
 
 def versions() -> dict:

@@ -53,7 +53,9 @@ class ForgetSpec:
 
 
 def _class_number(text: str, spec: str) -> int:
-    if not re.fullmatch(r"\d+", text) or not 0 <= int(text) <= 9:
+    # ASCII digits only, one significant digit: int() of a Unicode or 5,000-digit string
+    # would accept odd input or raise ValueError instead of SpecError.
+    if not re.fullmatch(r"0*[0-9]", text):
         raise SpecError(f"forget spec '{spec}': class must be a number from 0 to 9, got '{text}'")
     return int(text)
 
@@ -67,7 +69,7 @@ def parse_forget(text: str) -> ForgetSpec:
     if kind == "class":
         return ForgetSpec("class", cls=_class_number(rest, text))
     if kind in ("subset", "rest"):
-        if not _NAME.match(rest):
+        if not _NAME.fullmatch(rest):  # match() + '$' would accept a trailing newline
             raise SpecError(f"forget spec '{text}': '{rest}' is not a forget-set name "
                             "(letters, digits, '_', '-', '.')")
         return ForgetSpec(kind, name=rest)

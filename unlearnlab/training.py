@@ -36,7 +36,7 @@ class Recipe:
 RECIPES = {
     "cnn": Recipe("cnn", epochs=3, batch_size=64, lr=1e-3),
     "mlp": Recipe("mlp", epochs=10, batch_size=128, lr=1e-3),
-    "convnet": Recipe("convnet", epochs=15, batch_size=64, lr=1e-3),
+    "convnet": Recipe("convnet", epochs=10, batch_size=64, lr=1e-3),
 }
 
 

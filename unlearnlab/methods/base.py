@@ -31,6 +31,7 @@ class UnlearnTask:
     recipe: Recipe
     device: torch.device
     seed: int
+    dataset: str = ""
 
 
 class UnlearningMethod:
@@ -38,14 +39,30 @@ class UnlearningMethod:
 
     name: ClassVar[str]
     defaults: ClassVar[dict[str, Any]] = {}
+    # Per-dataset refinements of ``defaults`` (the lab's tuned values), keyed by dataset name.
+    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    # Named alternatives (e.g. "thesis": the published hyperparameters). Each preset lists only
+    # the keys it changes; an optional "by_dataset" entry refines it per dataset.
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
 
-    def __init__(self, **params):
+    def __init__(self, preset: str = "default", dataset: str | None = None, **params):
+        if preset != "default" and preset not in self.presets:
+            raise ConfigError(f"method '{self.name}' has no preset '{preset}'; choose one of "
+                              f"{', '.join(['default', *sorted(self.presets)])}")
         unknown = sorted(set(params) - set(self.defaults))
         if unknown:
             raise ConfigError(f"method '{self.name}' has no parameter '{unknown[0]}'; valid: "
                               f"{', '.join(sorted(self.defaults)) or 'none'}")
-        self.params = {**self.defaults, **params}
+        self.preset = preset
+        chosen = dict(self.presets.get(preset, {}))
+        by_dataset = chosen.pop("by_dataset", {})
+        if preset != "default":
+            base = self.defaults  # a named preset starts from the generic defaults
+        else:
+            base = {**self.defaults, **self.dataset_defaults.get(dataset, {})}
+        self.params = {**base, **chosen, **by_dataset.get(dataset, {}), **params}
         self.history: list[dict] = []
+        self.timings: dict[str, float] = {}  # seconds per phase, filled by unlearn()
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         """Return an unlearned copy of ``model``."""

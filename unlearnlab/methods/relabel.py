@@ -14,6 +14,8 @@ frozen layers are parameters instead of constants.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..errors import ConfigError
@@ -27,6 +29,15 @@ class Relabel(UnlearningMethod):
     name = "relabel"
     defaults = {"target": 3, "freeze": ["fc1", "fc2"], "epochs": 1, "lr": 1e-3, "batch_size": 64}
 
+    def __init__(self, **params):
+        super().__init__(**params)
+        p = self.params
+        if p["epochs"] < 1 or p["batch_size"] < 1:
+            raise ConfigError(f"relabel: epochs and batch_size must be >= 1, got epochs="
+                              f"{p['epochs']}, batch_size={p['batch_size']}")
+        if not math.isfinite(p["lr"]) or p["lr"] <= 0:
+            raise ConfigError(f"relabel: lr must be a positive number, got {p['lr']}")
+
     def unlearn(self, model, task: UnlearnTask):
         p = self.params
         if not 0 <= p["target"] < task.num_classes:
@@ -38,11 +49,16 @@ class Relabel(UnlearningMethod):
         modules = dict(model.named_modules())
         missing = [name for name in p["freeze"] if name not in modules]
         if missing:
-            layers = [n for n, m in model.named_children() if any(m.parameters())]
+            # any(m.parameters()) would take the truth value of a whole tensor
+            layers = [n for n, m in model.named_children()
+                      if next(m.parameters(), None) is not None]
             raise ConfigError(f"relabel: model has no layer '{missing[0]}' to freeze; layers: "
                               f"{', '.join(layers)}")
         frozen = {id(q) for name in p["freeze"] for q in modules[name].parameters()}
         trainable = [q for q in model.parameters() if id(q) not in frozen]
+        if not trainable:
+            raise ConfigError(f"relabel: freezing {', '.join(p['freeze'])} leaves no trainable "
+                              "parameter; freeze fewer layers with --set freeze=<layer,...>")
         x = torch.cat([task.forget_x, task.retain_x])
         y = torch.cat([torch.full_like(task.forget_y, p["target"]), task.retain_y])
         self.history = fit(model, x, y, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],

@@ -1,0 +1,143 @@
+"""Ensemble comparison (the thesis's netcomp notebooks): for each of N seeds, the untrained,
+trained and retrained baselines and every method applied to that seed's trained model, with
+mean ± std tables against the retrained ensemble and the KL matrix on the forget set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from .experiment import RunConfig, prepare, run_method
+from .metrics import kl_matrix
+from .store import atomic_path, write_json
+
+BASELINES = ("untrained", "trained", "retrained")
+# Columns of the summary table (test split; the train split is in the CSV).
+SUMMARY = {"test_acc": "all", "retain_test_acc": "retain", "forget_test_acc": "forget",
+           "class_rest_test_acc": "rest of class", "other_classes_test_acc": "other classes",
+           "forget_train_acc": "forget (train)", "forget_test_loss": "forget CE"}
+COLLAPSE_POINTS = 0.10  # retain test accuracy this far below the retrained mean is a collapse
+
+
+@dataclass
+class Comparison:
+    """``rows``: one row per (model, seed) with every metric; ``records``: the JSON record of
+    each (method, seed); ``kl``: per seed, (names, matrix) of mean KL(P_row || P_col) on the
+    forget training set; ``models``: per seed, the models by name."""
+
+    rows: pd.DataFrame
+    records: list[dict]
+    kl: dict[int, tuple[list[str], np.ndarray]]
+    models: dict[int, dict[str, nn.Module]]
+
+    def summary(self) -> pd.DataFrame:
+        return summarize(self.rows)
+
+
+def compare(cfg: RunConfig, methods: list[str], seeds: int, out: Path | None = None,
+            preset: str = "default") -> Comparison:
+    """Run every method on seeds 0..seeds-1 and (with ``out``) write the records, a CSV,
+    the KL matrices and a markdown summary there."""
+    rows, records, kls, all_models = [], [], {}, {}
+    for seed in range(seeds):
+        base = prepare(replace(cfg, seed=seed), untrained=True)
+        models = {"untrained": base.models["untrained"], "trained": base.models["original"],
+                  "retrained": base.models["retrained"]}
+        names = {"untrained": "untrained", "original": "trained", "retrained": "retrained"}
+        for role, evaluation in base.evaluations.items():
+            rows.append({"model": names[role], "seed": seed, **_flat(evaluation)})
+        for name in methods:
+            result = run_method(base, name, preset=preset)
+            records.append(result.record)
+            models[name] = result.models["unlearned"]
+            rows.append({"model": name, "seed": seed, **_flat(result.record["models"]["unlearned"]),
+                         "seconds": result.record["seconds"]["unlearn"],
+                         "retrain_seconds": result.record["seconds"]["retrained"]})
+            if out is not None:
+                write_json(Path(out) / f"{name}_seed{seed}.json", result.record)
+        forget_x = base.scenario.train.x[base.scenario.masks["train"]]
+        kls[seed] = kl_matrix(models, forget_x, device=base.scenario.device)
+        all_models[seed] = models
+    frame = flag(pd.DataFrame(rows))
+    comparison = Comparison(frame, records, kls, all_models)
+    if out is not None:
+        write_outputs(comparison, Path(out), cfg)
+    return comparison
+
+
+def _flat(evaluation: dict) -> dict:
+    """The scalar metrics of one evaluation (lists such as confusion matrices stay out)."""
+    return {k: v for k, v in evaluation.items() if not isinstance(v, list)}
+
+
+def flag(rows: pd.DataFrame) -> pd.DataFrame:
+    """Mark collapsed runs: retain test accuracy more than ``COLLAPSE_POINTS`` below the
+    retrained ensemble's mean."""
+    reference = rows.loc[rows["model"] == "retrained", "retain_test_acc"].mean()
+    rows = rows.copy()
+    is_method = ~rows["model"].isin(BASELINES)
+    rows["collapse"] = is_method & (rows["retain_test_acc"] < reference - COLLAPSE_POINTS)
+    return rows
+
+
+def summarize(rows: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds per model, for the summary columns present, plus the gap of
+    each mean to the retrained mean (in accuracy points) and the collapse count."""
+    columns = [c for c in SUMMARY if c in rows and rows[c].notna().any()]
+    order = [m for m in (*BASELINES, *rows["model"].unique()) if m in set(rows["model"])]
+    order = list(dict.fromkeys(order))
+    grouped = rows.groupby("model", sort=False)
+    mean, std = grouped[columns].mean().loc[order], grouped[columns].std(ddof=0).loc[order]
+    table = pd.DataFrame(index=order)
+    for c in columns:
+        table[f"{c}_mean"], table[f"{c}_std"] = mean[c], std[c]
+        table[f"{c}_gap"] = mean[c] - mean.loc["retrained", c]
+    table["seeds"] = grouped.size().loc[order]
+    table["collapsed"] = grouped["collapse"].sum().loc[order].astype(int)
+    if "seconds" in rows:
+        table["seconds"] = grouped["seconds"].median().loc[order]
+        table["retrain_seconds"] = grouped["retrain_seconds"].median().loc[order]
+    return table
+
+
+def markdown(table: pd.DataFrame, title: str = "") -> str:
+    """The summary as a markdown table: accuracies in % as mean ± std, losses as mean ± std,
+    with the gap to the retrained mean in points."""
+    columns = [c for c in SUMMARY if f"{c}_mean" in table]
+    head = ["model", *(SUMMARY[c] for c in columns), "Δ retain", "Δ forget", "seconds", "flags"]
+    lines = [f"**{title}**", ""] if title else []
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for model, row in table.iterrows():
+        cells = [model]
+        for c in columns:
+            scale, digits = (1, 3) if c.endswith("loss") else (100, 1)
+            mean, std = row[f"{c}_mean"], row[f"{c}_std"]
+            cells.append("n/a" if pd.isna(mean) else
+                         f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}")
+        for c in ("retain_test_acc", "forget_test_acc"):
+            gap = row.get(f"{c}_gap")
+            cells.append("" if model in BASELINES or gap is None or pd.isna(gap)
+                         else f"{100 * gap:+.1f}")
+        seconds = row.get("seconds")
+        cells.append("" if seconds is None or pd.isna(seconds) else f"{seconds:.2f}")
+        cells.append(f"collapse ×{row['collapsed']}" if row["collapsed"] else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(comparison: Comparison, out: Path, cfg: RunConfig) -> None:
+    with atomic_path(out / "results.csv") as tmp:
+        comparison.rows.to_csv(tmp, index=False)
+    names = comparison.kl[0][0]
+    mean_kl = np.mean([m for _, m in comparison.kl.values()], axis=0)
+    per_seed = {seed: matrix.tolist() for seed, (_, matrix) in comparison.kl.items()}
+    write_json(out / "kl.json", {"names": names, "definition": "mean KL(P_row || P_col) on the "
+                                 "forget training set, averaged over seeds",
+                                 "mean": mean_kl.tolist(), "per_seed": per_seed})
+    title = f"{cfg.dataset} · forget {cfg.forget} · {len(comparison.kl)} seeds"
+    with atomic_path(out / "summary.md") as tmp:
+        tmp.write_text(markdown(comparison.summary(), title))
