@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -144,6 +145,7 @@ def cmd_demo(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
+    logging.basicConfig(level=logging.INFO, format="unlearnlab: %(message)s", stream=sys.stderr)
     try:
         args = build_parser().parse_args(argv)
         return {"run": cmd_run, "compare": cmd_compare, "demo": cmd_demo}[args.command](args)

@@ -16,6 +16,12 @@ from .metrics import kl_matrix
 from .store import atomic_path, write_json
 
 BASELINES = ("untrained", "trained", "retrained")
+# The thesis's feature-forgetting scenario per dataset (Kastler 2025, section 6.2), plus the
+# lab's own clean colour feature on colorized MNIST.
+THESIS_SCENARIOS = {"mnist": "rest:mnist_sevens_with_crossbar",
+                    "cmnist": "subset:mnist_sevens_with_crossbar",
+                    "fashion_mnist": "subset:fashion_mnist_heeled_sandals"}
+EXTRA_SCENARIOS = {"cmnist": "color:red:7"}
 # Columns of the summary table (test split; the train split is in the CSV).
 SUMMARY = {"test_acc": "all", "retain_test_acc": "retain", "forget_test_acc": "forget",
            "class_rest_test_acc": "rest of class", "other_classes_test_acc": "other classes",
@@ -27,12 +33,14 @@ COLLAPSE_POINTS = 0.10  # retain test accuracy this far below the retrained mean
 class Comparison:
     """``rows``: one row per (model, seed) with every metric; ``records``: the JSON record of
     each (method, seed); ``kl``: per seed, (names, matrix) of mean KL(P_row || P_col) on the
-    forget training set; ``models``: per seed, the models by name."""
+    forget training set; ``models``: per seed, the models by name; ``histories``: per seed,
+    the per-epoch training history of the trained and retrained models."""
 
     rows: pd.DataFrame
     records: list[dict]
     kl: dict[int, tuple[list[str], np.ndarray]]
     models: dict[int, dict[str, nn.Module]]
+    histories: dict[int, dict[str, list[dict]]]
 
     def summary(self) -> pd.DataFrame:
         return summarize(self.rows)
@@ -42,7 +50,7 @@ def compare(cfg: RunConfig, methods: list[str], seeds: int, out: Path | None = N
             preset: str = "default") -> Comparison:
     """Run every method on seeds 0..seeds-1 and (with ``out``) write the records, a CSV,
     the KL matrices and a markdown summary there."""
-    rows, records, kls, all_models = [], [], {}, {}
+    rows, records, kls, all_models, histories = [], [], {}, {}, {}
     for seed in range(seeds):
         base = prepare(replace(cfg, seed=seed), untrained=True)
         models = {"untrained": base.models["untrained"], "trained": base.models["original"],
@@ -62,8 +70,10 @@ def compare(cfg: RunConfig, methods: list[str], seeds: int, out: Path | None = N
         forget_x = base.scenario.train.x[base.scenario.masks["train"]]
         kls[seed] = kl_matrix(models, forget_x, device=base.scenario.device)
         all_models[seed] = models
+        histories[seed] = {"trained": base.metas["original"]["history"],
+                           "retrained": base.metas["retrained"]["history"]}
     frame = flag(pd.DataFrame(rows))
-    comparison = Comparison(frame, records, kls, all_models)
+    comparison = Comparison(frame, records, kls, all_models, histories)
     if out is not None:
         write_outputs(comparison, Path(out), cfg)
     return comparison

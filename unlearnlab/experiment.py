@@ -3,6 +3,7 @@ evaluation of all three -> one JSON-ready record."""
 
 from __future__ import annotations
 
+import logging
 import platform
 import time
 from dataclasses import dataclass, field
@@ -19,8 +20,10 @@ from .forget import ForgetSpec, forget_class, forget_masks, parse_forget
 from .methods import UnlearnTask, get_method
 from .metrics import parameter_distance
 from .models import create_model
-from .store import load_model, model_path, remove_stale_temporaries, save_model
+from .store import load_model, model_path, save_model
 from .training import Recipe, fit, pick_device, predict, recipe_for, seed_everything
+
+log = logging.getLogger("unlearnlab")
 
 # Quick mode: a stratified subset (per class) and one training epoch, so CI stays fast.
 QUICK = {"train_per_class": 300, "test_per_class": 100, "epochs": 1}
@@ -118,7 +121,6 @@ def _cached(sc: Scenario, config: dict, model: nn.Module) -> dict | None:
     """Load the cache entry for ``config`` into ``model`` when reuse is on and it exists;
     raise under ``--no-train`` when it is missing."""
     path = model_path(sc.root, config)
-    remove_stale_temporaries(path.parent)
     if sc.config.reuse and path.exists():
         return load_model(path, model, config)
     if not sc.config.allow_train:
@@ -143,6 +145,8 @@ def train_or_load(sc: Scenario, role: str) -> tuple[nn.Module, dict]:
         return model.to(sc.device).eval(), meta
     rows = sc.rows(role)
     r = sc.recipe
+    log.info("training the %s model: %s on %s, %d epochs over %d samples", role, sc.arch,
+             sc.dataset.name, r.epochs, len(rows))
 
     def test_metrics(m):
         logits = predict(m, sc.test.x, device=sc.device)
@@ -172,6 +176,7 @@ def unlearn_or_load(sc: Scenario, method, original: nn.Module) -> tuple[nn.Modul
     if meta is not None:
         return model.eval(), meta
     seed_everything(sc.config.seed)
+    log.info("unlearning with %s (%s preset)", method.name, method.preset)
     start = time.perf_counter()
     unlearned = method.unlearn(original, unlearn_task(sc))
     seconds = time.perf_counter() - start

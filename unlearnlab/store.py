@@ -40,6 +40,7 @@ def atomic_path(path: Path):
     failure remove it. Readers never see a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
                                suffix=".tmp")
     os.close(fd)
@@ -60,9 +61,9 @@ def _umask() -> int:
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Delete temporary files left by processes that were killed (their pid is gone)."""
+    """Delete the temporary files in ``folder`` left by killed processes (their pid is gone)."""
     removed = []
-    for tmp in Path(folder).rglob(".*.tmp") if Path(folder).is_dir() else []:
+    for tmp in Path(folder).glob(".*.tmp"):
         try:
             pid = int(tmp.name.rsplit(".", 3)[-3])
         except (ValueError, IndexError):
@@ -103,8 +104,12 @@ def load_model(path: Path, model: nn.Module, expected_config: dict) -> dict:
         raise CacheError(f"checkpoint '{path}' cannot be loaded safely ({type(exc).__name__}); "
                          "delete it and run again to retrain") from exc
     meta = payload.get("meta", {}) if isinstance(payload, dict) else {}
-    if meta.get("config") != expected_config:
+    if not isinstance(meta, dict) or meta.get("config") != expected_config:
         raise CacheError(f"checkpoint '{path}' was made with another configuration; delete it "
                          "and run again to retrain")
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, AttributeError, RuntimeError) as exc:
+        raise CacheError(f"checkpoint '{path}' does not hold weights for this model "
+                         f"({type(exc).__name__}); delete it and run again to retrain") from exc
     return meta

@@ -8,6 +8,7 @@ new model and never mutates the one it is given.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -61,6 +62,7 @@ class UnlearningMethod:
         else:
             base = {**self.defaults, **self.dataset_defaults.get(dataset, {})}
         self.params = {**base, **chosen, **by_dataset.get(dataset, {}), **params}
+        _check_ranges(self.name, self.params)
         self.history: list[dict] = []
         self.timings: dict[str, float] = {}  # seconds per phase, filled by unlearn()
 
@@ -71,6 +73,18 @@ class UnlearningMethod:
     @staticmethod
     def copy_model(model: nn.Module) -> nn.Module:
         return copy.deepcopy(model)
+
+
+def _check_ranges(method: str, params: dict[str, Any]) -> None:
+    """Shared conventions: ``*epochs`` and ``*batch*`` are integers >= 1, ``*lr`` is a finite
+    positive number."""
+    for key, value in params.items():
+        if (key.endswith("epochs") or "batch" in key) and not (
+                isinstance(value, int) and value >= 1):
+            raise ConfigError(f"method '{method}': {key} must be an integer >= 1, got {value}")
+        if key.endswith("lr") and not (isinstance(value, int | float) and math.isfinite(value)
+                                       and value > 0):
+            raise ConfigError(f"method '{method}': {key} must be a positive number, got {value}")
 
 
 def coerce_params(method_cls: type[UnlearningMethod], raw: dict[str, str]) -> dict[str, Any]:

@@ -14,8 +14,6 @@ frozen layers are parameters instead of constants.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from ..errors import ConfigError
@@ -28,15 +26,6 @@ from .base import UnlearningMethod, UnlearnTask
 class Relabel(UnlearningMethod):
     name = "relabel"
     defaults = {"target": 3, "freeze": ["fc1", "fc2"], "epochs": 1, "lr": 1e-3, "batch_size": 64}
-
-    def __init__(self, **params):
-        super().__init__(**params)
-        p = self.params
-        if p["epochs"] < 1 or p["batch_size"] < 1:
-            raise ConfigError(f"relabel: epochs and batch_size must be >= 1, got epochs="
-                              f"{p['epochs']}, batch_size={p['batch_size']}")
-        if not math.isfinite(p["lr"]) or p["lr"] <= 0:
-            raise ConfigError(f"relabel: lr must be a positive number, got {p['lr']}")
 
     def unlearn(self, model, task: UnlearnTask):
         p = self.params
