@@ -96,11 +96,15 @@ def summary(record: dict) -> str:
              f"{'model':<10} {'test':>6} {'forget':>6} {'retain':>6} {'f-train':>7}   (accuracy %, "
              "forget/retain on test)"]
     for name, m in record["models"].items():
+        if m is None:
+            continue
         lines.append(f"{name:<10} {_fmt(m['test_acc'])} {_fmt(m['forget_test_acc'])} "
                      f"{_fmt(m['retain_test_acc'])} {_fmt(m['forget_train_acc'])}")
     s = record["seconds"]
     lines.append(f"seconds: original {s['original']:.1f}, retrained {s['retrained']:.1f}, "
                  f"unlearn {s['unlearn']:.1f}")
+    if record["flags"]:
+        lines.append(f"flags: {', '.join(record['flags'])}")
     return "\n".join(lines)
 
 
@@ -110,6 +114,10 @@ def cmd_run(args) -> int:
     result = run(_config(args, method=args.method, params=params, seed=args.seed))
     if args.json:
         write_json(args.json, result.record)
+    if "diverged" in result.record["flags"]:
+        print(f"unlearnlab: error: {result.record['error']} (flagged record"
+              f"{f' written to {args.json}' if args.json else ''})", file=sys.stderr)
+        return 3
     print(summary(result.record))
     return 0
 

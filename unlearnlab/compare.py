@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
+from .evaluation import guard_flags
 from .experiment import RunConfig, prepare, run_method
 from .metrics import kl_matrix
 from .store import atomic_path, write_json
@@ -26,7 +27,6 @@ EXTRA_SCENARIOS = {"cmnist": "color:red:7"}
 SUMMARY = {"test_acc": "all", "retain_test_acc": "retain", "forget_test_acc": "forget",
            "class_rest_test_acc": "rest of class", "other_classes_test_acc": "other classes",
            "forget_train_acc": "forget (train)", "forget_test_loss": "forget CE"}
-COLLAPSE_POINTS = 0.10  # retain test accuracy this far below the retrained mean is a collapse
 
 
 @dataclass
@@ -61,14 +61,18 @@ def compare(cfg: RunConfig, methods: list[str], seeds: int, out: Path | None = N
         for name in methods:
             result = run_method(base, name, preset=preset)
             records.append(result.record)
-            models[name] = result.models["unlearned"]
-            rows.append({"model": name, "seed": seed, **_flat(result.record["models"]["unlearned"]),
+            evaluation = result.record["models"]["unlearned"]
+            if evaluation is not None:  # a diverged run has no model and no metrics
+                models[name] = result.models["unlearned"]
+            rows.append({"model": name, "seed": seed, **_flat(evaluation or {}),
+                         "diverged": evaluation is None,
                          "seconds": result.record["seconds"]["unlearn"],
                          "retrain_seconds": result.record["seconds"]["retrained"]})
             if out is not None:
                 write_json(Path(out) / f"{name}_seed{seed}.json", result.record)
         forget_x = base.scenario.train.x[base.scenario.masks["train"]]
-        kls[seed] = kl_matrix(models, forget_x, device=base.scenario.device)
+        kls[seed] = _full_kl(kl_matrix(models, forget_x, device=base.scenario.device),
+                             [*("untrained", "trained", "retrained"), *methods])
         all_models[seed] = models
         histories[seed] = {"trained": base.metas["original"]["history"],
                            "retrained": base.metas["retrained"]["history"]}
@@ -84,19 +88,38 @@ def _flat(evaluation: dict) -> dict:
     return {k: v for k, v in evaluation.items() if not isinstance(v, list)}
 
 
+def _full_kl(kl: tuple[list[str], np.ndarray], names: list[str]) -> tuple[list[str], np.ndarray]:
+    """Place a KL matrix into the full list of names, NaN for models that diverged."""
+    have, matrix = kl
+    full = np.full((len(names), len(names)), np.nan)
+    pos = [names.index(n) for n in have]
+    full[np.ix_(pos, pos)] = matrix
+    return names, full
+
+
+FLAGS = ("collapse", "over_forgetting", "diverged")
+
+
 def flag(rows: pd.DataFrame) -> pd.DataFrame:
-    """Mark collapsed runs: retain test accuracy more than ``COLLAPSE_POINTS`` below the
-    retrained ensemble's mean."""
-    reference = rows.loc[rows["model"] == "retrained", "retain_test_acc"].mean()
+    """Flag each method run against the retrained ensemble's means (``guard_flags``):
+    collapse and over-forgetting; diverged runs are flagged where they happened."""
+    retrained = rows[rows["model"] == "retrained"]
+    reference = {c: retrained[c].mean() for c in ("retain_test_acc", "forget_test_acc")}
     rows = rows.copy()
-    is_method = ~rows["model"].isin(BASELINES)
-    rows["collapse"] = is_method & (rows["retain_test_acc"] < reference - COLLAPSE_POINTS)
+    if "diverged" not in rows:
+        rows["diverged"] = False
+    rows["diverged"] = rows["diverged"].fillna(False).astype(bool)
+    flags = [[] if model in BASELINES or diverged else guard_flags(row, reference)
+             for model, diverged, row in zip(rows["model"], rows["diverged"],
+                                             rows.to_dict("records"), strict=True)]
+    rows["collapse"] = ["collapse" in f for f in flags]
+    rows["over_forgetting"] = ["over_forgetting" in f for f in flags]
     return rows
 
 
 def summarize(rows: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds per model, for the summary columns present, plus the gap of
-    each mean to the retrained mean (in accuracy points) and the collapse count."""
+    each mean to the retrained mean (in accuracy points) and the count of each flag."""
     columns = [c for c in SUMMARY if c in rows and rows[c].notna().any()]
     order = [m for m in (*BASELINES, *rows["model"].unique()) if m in set(rows["model"])]
     order = list(dict.fromkeys(order))
@@ -107,7 +130,8 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
         table[f"{c}_mean"], table[f"{c}_std"] = mean[c], std[c]
         table[f"{c}_gap"] = mean[c] - mean.loc["retrained", c]
     table["seeds"] = grouped.size().loc[order]
-    table["collapsed"] = grouped["collapse"].sum().loc[order].astype(int)
+    for name in FLAGS:
+        table[name] = grouped[name].sum().loc[order].astype(int)
     if "seconds" in rows:
         table["seconds"] = grouped["seconds"].median().loc[order]
         table["retrain_seconds"] = grouped["retrain_seconds"].median().loc[order]
@@ -134,7 +158,8 @@ def markdown(table: pd.DataFrame, title: str = "") -> str:
                          else f"{100 * gap:+.1f}")
         seconds = row.get("seconds")
         cells.append("" if seconds is None or pd.isna(seconds) else f"{seconds:.2f}")
-        cells.append(f"collapse ×{row['collapsed']}" if row["collapsed"] else "")
+        cells.append(", ".join(f"{name.replace('_', '-')} ×{row[name]}" for name in FLAGS
+                               if row[name]))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -14,8 +14,8 @@ from torch import nn
 
 from . import __version__
 from .data import Dataset, Split, data_root, load_dataset, oversample, stratified_rows
-from .errors import CacheError, ConfigError
-from .evaluation import accuracy, evaluate, mean_cross_entropy
+from .errors import CacheError, ConfigError, DivergenceError
+from .evaluation import accuracy, evaluate, guard_flags, mean_cross_entropy
 from .forget import ForgetSpec, forget_class, forget_masks, parse_forget
 from .methods import UnlearnTask, get_method
 from .metrics import parameter_distance
@@ -234,21 +234,34 @@ def run_method(base: Baselines, name: str, params: dict | None = None,
     """Unlearn the original model of ``base`` with one method and build the JSON record."""
     sc = base.scenario
     method = get_method(name)(preset=preset, dataset=sc.dataset.name, **(params or {}))
-    unlearned, meta_u = unlearn_or_load(sc, method, base.models["original"])
+    original, retrained = base.models["original"], base.models["retrained"]
+    try:
+        unlearned, meta_u = unlearn_or_load(sc, method, original)
+    except DivergenceError as exc:
+        # A diverged method yields a flagged record without metrics, never NaN numbers.
+        unlearned, meta_u, error = None, {"seconds": None, "phases": method.timings,
+                                          "history": method.history}, str(exc)
+    else:
+        error = None
     evaluations = {"original": base.evaluations["original"],
                    "retrained": base.evaluations["retrained"],
-                   "unlearned": evaluate_in(sc, unlearned)}
-    original, retrained = base.models["original"], base.models["retrained"]
+                   "unlearned": None if unlearned is None else evaluate_in(sc, unlearned)}
+    if unlearned is None:
+        flags, distances = ["diverged"], None
+    else:
+        flags = guard_flags(evaluations["unlearned"], evaluations["retrained"])
+        distances = {"unlearned_to_original": parameter_distance(unlearned, original),
+                     "unlearned_to_retrained": parameter_distance(unlearned, retrained),
+                     "retrained_to_original": parameter_distance(retrained, original)}
     record = {
         "dataset": sc.dataset.name, "arch": sc.arch, "forget": str(sc.spec), "method": name,
         "params": method.params, "preset": method.preset, "seed": sc.config.seed,
-        "quick": sc.config.quick, "models": evaluations,
+        "quick": sc.config.quick, "models": evaluations, "flags": flags,
         "seconds": {"original": base.metas["original"]["seconds"],
                     "retrained": base.metas["retrained"]["seconds"],
                     "unlearn": meta_u["seconds"], "unlearn_phases": meta_u["phases"]},
-        "distances": {"unlearned_to_original": parameter_distance(unlearned, original),
-                      "unlearned_to_retrained": parameter_distance(unlearned, retrained),
-                      "retrained_to_original": parameter_distance(retrained, original)},
+        "distances": distances,
+        **({"error": error} if error else {}),
         "recipe": sc.recipe.to_dict(),
         "sizes": {"train": len(sc.train), "test": len(sc.test),
                   "forget_train": int(sc.masks["train"].sum()),
