@@ -1,0 +1,324 @@
+"""Forget specifications: parsing, masks on synthetic data, forget-list validation."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+from conftest import make_dataset, write_forget_list
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from unlearnlab.data import COLORS, DIGIT_CLASSES, Dataset
+from unlearnlab.errors import DataError, SpecError
+from unlearnlab.forget import KINDS, ForgetSpec, forget_class, forget_masks, parse_forget
+
+NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+# ------------------------------------------------------------------------------- parsing
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("class:0", ForgetSpec("class", cls=0)),
+    ("class:9", ForgetSpec("class", cls=9)),
+    ("class:06", ForgetSpec("class", cls=6)),
+    ("subset:mnist_sevens_with_crossbar", ForgetSpec("subset", name="mnist_sevens_with_crossbar")),
+    ("rest:a.b-C_1", ForgetSpec("rest", name="a.b-C_1")),
+    ("color:red:7", ForgetSpec("color", cls=7, color="red")),
+    ("color:blue:0", ForgetSpec("color", cls=0, color="blue")),
+])
+def test_parse_valid(text, expected):
+    spec = parse_forget(text)
+    assert spec == expected
+    assert parse_forget(str(spec)) == spec
+
+
+@pytest.mark.parametrize(("text", "canonical", "is_feature"), [
+    ("class:3", "class:3", False), ("class:03", "class:3", False),
+    ("subset:x", "subset:x", True), ("rest:x", "rest:x", True),
+    ("color:green:2", "color:green:2", True),
+])
+def test_str_and_is_feature(text, canonical, is_feature):
+    spec = parse_forget(text)
+    assert str(spec) == canonical
+    assert spec.is_feature is is_feature
+
+
+@pytest.mark.parametrize("text", [
+    "", "class", "6", "class:", "class:-1", "class:10", "class:12", "class:a", "class:3.0",
+    "class: 3", "class:3 ", "class:3\n", "class:\u0663",  # ARABIC-INDIC DIGIT THREE
+    "class:" + "1" * 5000,  # int() of this many digits raises ValueError, not SpecError
+])
+def test_class_must_be_0_to_9(text):
+    with pytest.raises(SpecError):
+        parse_forget(text)
+
+
+@pytest.mark.parametrize("text", ["bogus:1", "Class:3", "classes:3", ":3", "subsets:x"])
+def test_unknown_kind(text):
+    with pytest.raises(SpecError, match="unknown kind"):
+        parse_forget(text)
+
+
+@pytest.mark.parametrize("text", ["color:purple:3", "color:Red:3", "color::3", "color:red",
+                                  "color:red:10", "color:red:3:1", "color:"])
+def test_bad_color_spec(text):
+    with pytest.raises(SpecError):
+        parse_forget(text)
+
+
+def test_bad_colour_message_names_the_colours():
+    with pytest.raises(SpecError, match="red, green, blue"):
+        parse_forget("color:purple:3")
+
+
+@pytest.mark.parametrize("text", ["subset:", "rest:", "subset:a/b", "subset:../x",
+                                  "subset:a b", "rest:abc\n", "subset:\u00e9t\u00e9"])
+def test_bad_list_name(text):
+    with pytest.raises(SpecError, match="not a forget-set name"):
+        parse_forget(text)
+
+
+@pytest.mark.parametrize("value", [None, 6, b"class:6", ["class:6"]])
+def test_non_string_spec(value):
+    with pytest.raises(SpecError):
+        parse_forget(value)
+
+
+spec_like = st.one_of(
+    st.text(),
+    st.builds(lambda kind, rest: f"{kind}:{rest}",
+              st.sampled_from(KINDS + ("", "Class", "x")),
+              st.one_of(st.text(max_size=8), st.from_regex(r"[A-Za-z0-9_.\-:/ \n]{0,12}"))),
+    st.builds(lambda c, n: f"color:{c}:{n}", st.sampled_from(COLORS + ("", "Red", "cyan")),
+              st.text(alphabet="0123456789-+ .:\n", max_size=4)),
+)
+
+
+@given(spec_like)
+@example("class:3\n")
+@example("subset:abc\n")
+@example("color:red:3:")
+@example("class:" + "9" * 5000)
+def test_any_string_parses_and_round_trips_or_raises_spec_error(text):
+    try:
+        spec = parse_forget(text)
+    except SpecError:
+        return
+    assert spec.kind in KINDS
+    assert parse_forget(str(spec)) == spec
+    if spec.kind in ("class", "color"):
+        assert 0 <= spec.cls <= 9 and spec.name is None
+    if spec.kind == "color":
+        assert spec.color in COLORS
+    if spec.kind in ("subset", "rest"):
+        assert NAME_RE.fullmatch(spec.name) and spec.cls is None
+
+
+@given(st.one_of(
+    st.builds(lambda c: f"class:{c}", st.integers(0, 9)),
+    st.builds(lambda k, n: f"{k}:{n}", st.sampled_from(["subset", "rest"]),
+              st.from_regex(NAME_RE, fullmatch=True)),
+    st.builds(lambda c, n: f"color:{c}:{n}", st.sampled_from(COLORS), st.integers(0, 9)),
+))
+def test_canonical_specs_always_parse_to_themselves(text):
+    assert str(parse_forget(text)) == text
+
+
+# --------------------------------------------------------------------- masks (synthetic)
+
+def crossbar_list(ds: Dataset, cls: int = 7, every: int = 3, dataset: str = "MNIST") -> dict:
+    """A valid list: every ``every``-th sample of ``cls`` in each split, by source index."""
+    return {
+        "dataset": dataset, "class": cls, "description": "test list", "source": "synthetic",
+        "train": ds.train.index[ds.train.y == cls][::every].tolist(),
+        "test": ds.test.index[ds.test.y == cls][::every].tolist(),
+    }
+
+
+def test_class_masks(synthetic):
+    masks = forget_masks("class:4", synthetic)
+    for split in ("train", "test"):
+        assert torch.equal(masks[split], getattr(synthetic, split).y == 4)
+        assert masks[split].dtype == torch.bool
+    assert int(masks["train"].sum()) == 30 and int(masks["test"].sum()) == 10
+
+
+def test_masks_accept_a_parsed_spec(synthetic):
+    a = forget_masks(ForgetSpec("class", cls=2), synthetic)
+    b = forget_masks("class:2", synthetic)
+    assert all(torch.equal(a[k], b[k]) for k in ("train", "test"))
+
+
+def test_subset_and_rest_masks(synthetic, tmp_path):
+    content = crossbar_list(synthetic)
+    write_forget_list(tmp_path, "sevens", content)
+    subset = forget_masks("subset:sevens", synthetic, tmp_path)
+    rest = forget_masks("rest:sevens", synthetic, tmp_path)
+    for split in ("train", "test"):
+        s = getattr(synthetic, split)
+        listed = set(content[split])
+        expected_subset = torch.tensor([int(i) in listed for i in s.index])
+        expected_rest = (s.y == 7) & ~expected_subset
+        assert torch.equal(subset[split], expected_subset)
+        assert torch.equal(rest[split], expected_rest)
+        # the two partition class 7 and touch nothing else
+        assert torch.equal(subset[split] | rest[split], s.y == 7)
+        assert not (subset[split] & rest[split]).any()
+    assert int(subset["train"].sum()) == len(content["train"]) == 10
+    assert forget_class(parse_forget("rest:sevens"), synthetic, tmp_path) == 7
+
+
+def test_subset_selects_by_source_index_not_position(tmp_path):
+    """Lists address samples by ``index`` (position in the source file), so a reordered or
+    subsampled split must still select the same samples."""
+    ds = make_dataset()
+    content = crossbar_list(ds)
+    write_forget_list(tmp_path, "sevens", content)
+    rows = torch.arange(len(ds.train) - 1, -1, -2)  # every other sample, reversed
+    sub = Dataset(ds.name, ds.train.subset(rows), ds.test, ds.checksum, ds.classes)
+    mask = forget_masks("subset:sevens", sub, tmp_path)["train"]
+    assert sorted(sub.train.index[mask].tolist()) == sorted(set(content["train"])
+                                                            & set(sub.train.index.tolist()))
+
+
+def test_color_masks(synthetic_cmnist):
+    ds = synthetic_cmnist
+    masks = forget_masks("color:green:5", ds)
+    for split in ("train", "test"):
+        s = getattr(ds, split)
+        assert torch.equal(masks[split], (s.y == 5) & (s.color == COLORS.index("green")))
+    assert masks["train"].any()
+    assert masks["train"].sum() < (ds.train.y == 5).sum()
+
+
+def test_color_spec_needs_cmnist(synthetic):
+    with pytest.raises(SpecError, match="cmnist"):
+        forget_masks("color:red:3", synthetic)
+
+
+def test_empty_class_forget_set_raises(synthetic):
+    keep = torch.nonzero(synthetic.train.y != 8).flatten()
+    ds = Dataset("mnist", synthetic.train.subset(keep), synthetic.test, "x", DIGIT_CLASSES)
+    with pytest.raises(SpecError, match="selects no training sample"):
+        forget_masks("class:8", ds)
+
+
+def test_empty_subset_raises(synthetic, tmp_path):
+    content = crossbar_list(synthetic)
+    content["train"] = []
+    write_forget_list(tmp_path, "empty", content)
+    with pytest.raises(SpecError, match="selects no training sample"):
+        forget_masks("subset:empty", synthetic, tmp_path)
+
+
+def test_empty_rest_raises(synthetic, tmp_path):
+    content = crossbar_list(synthetic, every=1)  # the whole class is listed: rest is empty
+    write_forget_list(tmp_path, "all_sevens", content)
+    with pytest.raises(SpecError, match="selects no training sample"):
+        forget_masks("rest:all_sevens", synthetic, tmp_path)
+
+
+def test_empty_color_selection_raises(synthetic_cmnist):
+    ds = synthetic_cmnist
+    keep = torch.nonzero(~((ds.train.y == 1) & (ds.train.color == 0))).flatten()
+    ds = Dataset("cmnist", ds.train.subset(keep), ds.test, "x", DIGIT_CLASSES)
+    with pytest.raises(SpecError, match="selects no training sample"):
+        forget_masks("color:red:1", ds)
+
+
+# ------------------------------------------------------------------ forget-list validation
+
+def _raises_data_error(ds, root, name="bad", spec_kind="subset") -> str:
+    with pytest.raises(DataError) as info:
+        forget_masks(f"{spec_kind}:{name}", ds, root)
+    return str(info.value)
+
+
+def test_missing_list(synthetic, tmp_path):
+    msg = _raises_data_error(synthetic, tmp_path, "nowhere")
+    assert "'nowhere' not found" in msg and "forget_sets" in msg
+
+
+@pytest.mark.parametrize("text", ["{not json", "", "\u00ff\u00fe", '{"dataset": "MNIST",'])
+def test_list_not_json(synthetic, tmp_path, text):
+    path = write_forget_list(tmp_path, "bad", text)
+    msg = _raises_data_error(synthetic, tmp_path)
+    assert "not valid JSON" in msg and str(path) in msg
+
+
+def test_list_not_utf8(synthetic, tmp_path):
+    path = write_forget_list(tmp_path, "bad", "{}")
+    path.write_bytes(b'{"dataset": "\xff\xfe"}')
+    assert "not valid JSON" in _raises_data_error(synthetic, tmp_path)
+
+
+@pytest.mark.parametrize("key", ["dataset", "class", "train", "test"])
+def test_list_missing_key(synthetic, tmp_path, key):
+    content = crossbar_list(synthetic)
+    del content[key]
+    write_forget_list(tmp_path, "bad", content)
+    msg = _raises_data_error(synthetic, tmp_path)
+    assert "lacks the keys" in msg and key in msg
+
+
+@pytest.mark.parametrize("content", [[1, 2, 3], "just a string", 7, None])
+def test_list_not_an_object(synthetic, tmp_path, content):
+    write_forget_list(tmp_path, "bad", json.dumps(content))
+    assert "lacks the keys" in _raises_data_error(synthetic, tmp_path)
+
+
+@pytest.mark.parametrize(("split", "index", "limit"), [("train", 60000, "0-59999"),
+                                                       ("test", 10000, "0-9999"),
+                                                       ("train", -1, "0-59999")])
+def test_list_index_out_of_range(synthetic, tmp_path, split, index, limit):
+    content = crossbar_list(synthetic)
+    content[split] = [*content[split], index]
+    write_forget_list(tmp_path, "bad", content)
+    msg = _raises_data_error(synthetic, tmp_path)
+    assert f"{split} index {index} is out of range {limit}" in msg
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+@pytest.mark.parametrize("kind", ["subset", "rest"])
+def test_list_index_of_wrong_class(synthetic, tmp_path, split, kind):
+    content = crossbar_list(synthetic)
+    s = getattr(synthetic, split)
+    wrong = int(s.index[s.y == 2][0])
+    content[split] = [*content[split], wrong]
+    write_forget_list(tmp_path, "bad", content)
+    msg = _raises_data_error(synthetic, tmp_path, spec_kind=kind)
+    assert f"{split} sample {wrong} has label 2, not the set's class 7" in msg
+
+
+@pytest.mark.parametrize(("list_source", "dataset"), [
+    ("FashionMNIST", "mnist"), ("FashionMNIST", "cmnist"), ("MNIST", "fashion_mnist"),
+    ("MNIST", "digits"),
+])
+def test_list_for_the_wrong_dataset(tmp_path, list_source, dataset):
+    ds = make_dataset(dataset)
+    write_forget_list(tmp_path, "bad", crossbar_list(ds, dataset=list_source))
+    msg = _raises_data_error(ds, tmp_path)
+    assert f"indexes {list_source}" in msg and f"'{dataset}'" in msg
+
+
+def test_mnist_list_selects_cmnist_by_index(synthetic_cmnist, tmp_path):
+    """Colorized MNIST is addressed through MNIST positions: an MNIST list is accepted."""
+    write_forget_list(tmp_path, "sevens", crossbar_list(synthetic_cmnist))
+    assert forget_masks("subset:sevens", synthetic_cmnist, tmp_path)["train"].sum() == 10
+
+
+@pytest.mark.parametrize(("key", "value", "problem"), [
+    ("class", 10, "class must be an integer 0-9"),
+    ("class", "7", "class must be an integer 0-9"),
+    ("train", "1,2,3", "'train' must be a list of integers"),
+    ("test", [1.5], "'test' must be a list of integers"),
+    ("train", [None], "'train' must be a list of integers"),
+])
+def test_list_malformed_values(synthetic, tmp_path, key, value, problem):
+    content = crossbar_list(synthetic)
+    content[key] = value
+    write_forget_list(tmp_path, "bad", content)
+    assert problem in _raises_data_error(synthetic, tmp_path)

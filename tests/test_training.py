@@ -1,0 +1,135 @@
+"""Seeded training on tensors: learning, divergence detection, prediction, reproducibility."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import make_dataset
+
+from unlearnlab.errors import ConfigError, DivergenceError
+from unlearnlab.evaluation import mean_cross_entropy
+from unlearnlab.models import create_model
+from unlearnlab.training import RECIPES, fit, pick_device, predict, recipe_for, seed_everything
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_dataset(n_train=300, n_test=100, seed=1)
+
+
+def new(arch="mlp", seed=0):
+    seed_everything(seed)
+    return create_model(arch)
+
+
+def test_fit_lowers_the_loss_on_a_separable_task(data):
+    model = new()
+    before = mean_cross_entropy(predict(model, data.train.x), data.train.y)
+    history = fit(model, data.train.x, data.train.y, epochs=3, batch_size=32, lr=1e-3, seed=0)
+    after_logits = predict(model, data.train.x)
+    after = mean_cross_entropy(after_logits, data.train.y)
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert after < before / 4
+    assert (after_logits.argmax(1) == data.train.y).float().mean() > 0.95
+    test_pred = predict(model, data.test.x).argmax(1)
+    assert (test_pred == data.test.y).float().mean() > 0.9  # generalises, not memorised
+    assert not model.training  # fit leaves the model in eval mode
+
+
+def test_history_reports_the_true_mean_loss_and_accuracy(data):
+    """With lr=0 nothing changes, so the epoch loss must equal the per-sample mean
+    cross-entropy over all samples, although the last batch is smaller (300 = 4 * 64 + 44)."""
+    model = new()
+    logits = predict(model, data.train.x)
+    history = fit(model, data.train.x, data.train.y, epochs=1, batch_size=64, lr=0.0, seed=0)
+    assert history[0]["loss"] == pytest.approx(mean_cross_entropy(logits, data.train.y),
+                                               rel=1e-5)
+    acc = (logits.argmax(1) == data.train.y).float().mean().item()
+    assert history[0]["acc"] == pytest.approx(acc)
+
+
+def test_on_epoch_metrics_are_logged(data):
+    calls = []
+
+    def on_epoch(model):
+        calls.append(model.training)
+        return {"probe": len(calls)}
+
+    history = fit(new(), data.train.x, data.train.y, epochs=2, batch_size=100, lr=1e-3, seed=0,
+                  on_epoch=on_epoch)
+    assert [h["probe"] for h in history] == [1, 2]
+
+
+def test_fit_only_trains_the_given_parameters(data):
+    model = new()
+    fc1 = model.fc1.weight.detach().clone()
+    fc2 = model.fc2.weight.detach().clone()
+    fit(model, data.train.x, data.train.y, epochs=1, batch_size=64, lr=1e-3, seed=0,
+        params=list(model.fc2.parameters()))
+    assert torch.equal(model.fc1.weight, fc1)
+    assert not torch.equal(model.fc2.weight, fc2)
+
+
+@pytest.mark.parametrize(("arch", "lr"), [("mlp", 1e30), ("cnn", 1e6)])
+def test_huge_learning_rate_raises_divergence(data, arch, lr):
+    with pytest.raises(DivergenceError, match="lower the learning rate"):
+        fit(new(arch), data.train.x, data.train.y, epochs=3, batch_size=32, lr=lr, seed=0)
+
+
+def test_nan_input_raises_divergence(data):
+    x = data.train.x.clone()
+    x[7, 0, 3, 3] = float("nan")
+    with pytest.raises(DivergenceError, match="epoch 1"):
+        fit(new(), x, data.train.y, epochs=2, batch_size=64, lr=1e-3, seed=0)
+
+
+def test_predict_shape_and_mode(data):
+    model = new("cnn")
+    model.train()
+    out = predict(model, data.test.x, batch_size=33)
+    assert out.shape == (len(data.test), 10) and out.dtype == torch.float32
+    assert model.training, "predict must restore the previous mode"
+    torch.testing.assert_close(out, predict(model, data.test.x, batch_size=4096))
+    assert predict(model, data.test.x[:0]).shape == (0, 10)
+
+
+def test_predict_has_no_grad(data):
+    out = predict(new(), data.test.x[:5])
+    assert not out.requires_grad
+
+
+def test_seed_everything_makes_two_fits_identical(data):
+    def train(seed):
+        model = new("cnn", seed)
+        fit(model, data.train.x, data.train.y, epochs=1, batch_size=64, lr=1e-3, seed=seed)
+        return model.state_dict()
+
+    a, b, c = train(0), train(0), train(1)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_fit_seed_controls_the_order(data):
+    """Same initial weights, different data order -> different weights."""
+    a, b = new(), new()
+    fit(a, data.train.x, data.train.y, epochs=1, batch_size=64, lr=1e-3, seed=0)
+    fit(b, data.train.x, data.train.y, epochs=1, batch_size=64, lr=1e-3, seed=1)
+    assert not torch.equal(a.fc1.weight, b.fc1.weight)
+
+
+def test_recipes():
+    assert RECIPES["cnn"].epochs == 3 and RECIPES["cnn"].batch_size == 64
+    assert recipe_for("cnn", epochs=1).epochs == 1
+    assert recipe_for("cnn", oversample=(6, 10)).to_dict()["oversample"] == [6, 10]
+    with pytest.raises(ConfigError, match="no training recipe"):
+        recipe_for("resnet")
+
+
+def test_pick_device():
+    assert pick_device("cpu") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="unknown device"):
+        pick_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            pick_device("cuda")
