@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     except UnlearnlabError as exc:
         print(f"make_figures: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("make_figures: interrupted; nothing partial was written", file=sys.stderr)
+        return 130
     for name, make in FIGURES.items():
         plt.close(make(result, save=args.out / name))
         print(args.out / name)

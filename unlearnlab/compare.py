@@ -41,6 +41,7 @@ class Comparison:
     kl: dict[int, tuple[list[str], np.ndarray]]
     models: dict[int, dict[str, nn.Module]]
     histories: dict[int, dict[str, list[dict]]]
+    config: RunConfig | None = None
 
     def summary(self) -> pd.DataFrame:
         return summarize(self.rows)
@@ -77,7 +78,7 @@ def compare(cfg: RunConfig, methods: list[str], seeds: int, out: Path | None = N
         histories[seed] = {"trained": base.metas["original"]["history"],
                            "retrained": base.metas["retrained"]["history"]}
     frame = flag(pd.DataFrame(rows))
-    comparison = Comparison(frame, records, kls, all_models, histories)
+    comparison = Comparison(frame, records, kls, all_models, histories, cfg)
     if out is not None:
         write_outputs(comparison, Path(out), cfg)
     return comparison
@@ -168,7 +169,7 @@ def write_outputs(comparison: Comparison, out: Path, cfg: RunConfig) -> None:
     with atomic_path(out / "results.csv") as tmp:
         comparison.rows.to_csv(tmp, index=False)
     names = comparison.kl[0][0]
-    mean_kl = np.mean([m for _, m in comparison.kl.values()], axis=0)
+    mean_kl = np.nanmean([m for _, m in comparison.kl.values()], axis=0)
     per_seed = {seed: matrix.tolist() for seed, (_, matrix) in comparison.kl.items()}
     write_json(out / "kl.json", {"names": names, "definition": "mean KL(P_row || P_col) on the "
                                  "forget training set, averaged over seeds",

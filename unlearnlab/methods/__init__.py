@@ -28,3 +28,4 @@ from . import relabel  # noqa: E402,F401  (one explicit import per method regist
 
 __all__ = ["UnlearnTask", "UnlearningMethod", "coerce_params", "get_method", "list_methods",
            "parse_set_options", "register_method"]
+from . import gefeu, gemu, gradient_ascent  # noqa: E402,F401  (thesis methods)

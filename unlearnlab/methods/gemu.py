@@ -1,0 +1,192 @@
+"""GEMU, generator-based error-maximising-noise unlearning (thesis, Kastler 2025: "FEMU+Gen",
+code ``GeneratorMachineUnlearning``; after UNSIR, Tarun et al. 2023, "Fast Yet Effective
+Machine Unlearning"). Seed notes, Part 2, D2/D3.
+
+Definition, with f the model, g the noise generator (``noise_generator.NoiseGenerator``) and
+D_f = {(x_i, y_i)} the forget samples:
+
+1. noise maximisation: f frozen (eval mode), train g with Adam(``noise_lr``) for ``epochs``
+   epochs of |D_f| samples in shuffled batches of ``noise_batch``, minimising
+   L_g = -CE(f(g(z)), t) + ``lam`` * mean_batch(sum_pixels g(z)^2), z ~ N(0, I) fresh per
+   batch, t = the forget labels y_i (GEMU; GeFeU overrides ``targets``);
+2. impair: one shuffled epoch of Adam(``impair_lr``, batch ``impair_batch``) on CE over all
+   parameters of f, on |D_f| fresh noise samples (noise i labelled t_i) plus a retain sample of
+   min(floor(|D_f| * ``n2r``), |D_r|) samples drawn without replacement from D_r;
+3. repair: one shuffled epoch of Adam(``repair_lr``, batch ``repair_batch``) on CE over the
+   same retain sample.
+
+Everything random (generator init, z, shuffles, the retain sample) comes from ``task.seed``.
+
+Deviations from the thesis: the generator's hidden layers are registered and trained (the
+thesis trained only its output layer, see ``noise_generator``); the lab defaults bound the noise
+to [0, 1] with a sigmoid (``bounded``; the ``thesis`` preset keeps it unbounded); impair and
+repair batch sizes are parameters (the thesis hard-coded 8); the retain sample is a uniform
+sample of D_r without repeats, capped at |D_r| (the thesis's balanced sampler served classes
+round-robin, truncated to the smallest class and cycling, so it repeated samples when
+floor(|D_f| * N2R) exceeded what it held); the "thesis" noise lr is the code's 0.03 (thesis
+Table 4 says 0.3, a typo).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, DivergenceError
+from . import register_method
+from .base import UnlearningMethod, UnlearnTask
+from .noise_generator import NoiseGenerator, Timer, soft_cross_entropy, train_epoch
+
+# Thesis Table 4 / the code's defaults (= Optuna best trial #53, rounded), seed notes D3.
+GEMU_THESIS = {"epochs": 6, "noise_lr": 0.03, "noise_batch": 32, "n2r": 11.5, "lam": 0.26,
+               "n_layers": 1, "hidden": 1024, "noise_dim": 35, "impair_lr": 0.05,
+               "repair_lr": 0.01, "impair_batch": 8, "repair_batch": 8, "bounded": False}
+
+# The lab's tuned values per dataset (unlisted keys: ``defaults``), shared by GEMU and GeFeU.
+# Obtained by grid and random search (about 150 settings x seeds 0-2) on the scenarios
+# mnist rest:mnist_sevens_with_crossbar (MLP), fashion_mnist subset:fashion_mnist_heeled_sandals
+# (MLP) and cmnist subset:mnist_sevens_with_crossbar (ConvNet), judged against each seed's
+# retrained model: retain_test_acc >= retrained - 2 points, |forget_test_acc - retrained| <= 5
+# points, unlearn seconds <= retrained seconds / 10. The outcome is noisy (one MNIST model
+# unlearned with 5 method seeds spreads over ~12 points of forget accuracy), and so is the
+# judge (the retrained models' own forget accuracy spreads over ~10 points across seeds), so
+# these are the settings with the smallest worst-seed miss, not settings that always pass.
+# Measured with ``experiment.run``, seeds 0/1/2 (forget_test_acc in %, retain_test_acc as
+# points relative to the retrained model, unlearn seconds / retrained seconds):
+LAB_TUNED = {
+    # retrained forget 83.2/73.5/84.4. GEMU 85.8/80.4/88.8, GeFeU 85.9/81.6/88.6 (seed 1
+    # misses by 2-3 points); retain -0.4..-0.9; time 0.04-0.07.
+    "mnist": {},
+    # retrained forget 61.1/68.1/59.0. GeFeU 66.0/65.7/56.3 with retain -2.1/-2.2/-3.0 (misses
+    # the retain target by 0.1-1 point); GEMU 59.3/62.2/72.4, retain -2.2..-2.8. No setting
+    # found meets both: less damage keeps retain but leaves forget ~70 %. Time 0.03-0.10.
+    "fashion_mnist": {"n2r": 10.0, "impair_lr": 0.02, "impair_batch": 128, "repair_batch": 64},
+    # Small forget set (136): several noise epochs are cheap; n2r 64 x 136 exceeds |D_r| =
+    # 8,699, so the retain sample is all of D_r and the repair is one epoch over it.
+    # retrained forget 24.5/14.4/22.3. GEMU 21.6/9.4/19.4 (seed 1 misses by 0.04 points, one
+    # test sample is 0.7 points), retain -0.3..-0.7; GeFeU 13.0/13.7/12.2; time 0.04-0.07.
+    "cmnist": {"epochs": 3, "noise_batch": 256, "n2r": 64.0, "impair_lr": 1e-2,
+               "impair_batch": 128, "repair_batch": 64, "repair_lr": 1e-3},
+}
+
+
+@register_method
+class GEMU(UnlearningMethod):
+    name = "gemu"
+    # Lab defaults (= the MNIST tuning below): one cheap noise epoch, a 512-wide generator,
+    # bounded noise, large batches, a retain sample of 2 x |D_f|.
+    defaults = {"epochs": 1, "noise_lr": 1e-3, "noise_batch": 512, "n2r": 2.0, "lam": 0.1,
+                "n_layers": 1, "hidden": 512, "noise_dim": 35, "impair_lr": 5e-3,
+                "repair_lr": 5e-4, "impair_batch": 512, "repair_batch": 256, "bounded": True}
+    dataset_defaults = LAB_TUNED
+    presets = {"thesis": dict(GEMU_THESIS)}
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        p = self.params
+        for key in ("noise_batch", "n_layers", "hidden", "noise_dim", "impair_batch",
+                    "repair_batch"):
+            if p[key] < 1:
+                raise ConfigError(f"{self.name}: {key} must be >= 1, got {p[key]}")
+        if p["epochs"] < 0:
+            raise ConfigError(f"{self.name}: epochs must be >= 0, got {p['epochs']}")
+        for key in ("noise_lr", "impair_lr", "repair_lr"):
+            if not math.isfinite(p[key]) or p[key] <= 0:
+                raise ConfigError(f"{self.name}: {key} must be a positive number, got {p[key]}")
+        for key in ("n2r", "lam"):
+            if not math.isfinite(p[key]) or p[key] < 0:
+                raise ConfigError(f"{self.name}: {key} must be a number >= 0, got {p[key]}")
+
+    # ---------------------------------------------------------------------- overridable step
+
+    def targets(self, model: nn.Module, task: UnlearnTask) -> torch.Tensor:
+        """The label of noise sample i, one per forget sample: GEMU uses the true labels."""
+        return task.forget_y.clone()
+
+    # ---------------------------------------------------------------------------- the method
+
+    def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
+        p = self.params
+        n_forget = len(task.forget_y)
+        if n_forget == 0:
+            raise ConfigError(f"{self.name}: the forget set is empty; nothing to unlearn")
+        device = task.device
+        self.history, self.timings = [], {}
+        self.generator: NoiseGenerator | None = None
+        net = self.copy_model(model).to(device)
+        gen = torch.Generator().manual_seed(task.seed)
+
+        with Timer(self.timings, "labels"):
+            targets = self.targets(net, task).cpu()
+        with Timer(self.timings, "noise"):
+            generator = self._make_generator(task)
+            self._maximise_noise(net, generator, targets, gen, task)
+            self.generator = generator  # kept for inspection (tests, notebooks)
+        with Timer(self.timings, "impair"):
+            with torch.no_grad():
+                generator.eval()
+                noise = torch.cat([generator.sample(len(chunk), gen).cpu()
+                                   for chunk in targets.split(4096)])
+            k = min(int(math.floor(n_forget * p["n2r"])), len(task.retain_y))
+            rows = torch.randperm(len(task.retain_y), generator=gen)[:k]
+            retain_x, retain_y = task.retain_x[rows], task.retain_y[rows]
+            retain_t = (retain_y if targets.dim() == 1 else
+                        nn.functional.one_hot(retain_y, task.num_classes).to(targets.dtype))
+            x = torch.cat([noise.to(retain_x.dtype), retain_x])
+            y = torch.cat([targets, retain_t])
+            self.history.append(train_epoch(net, x, y, lr=p["impair_lr"],
+                                            batch_size=p["impair_batch"], gen=gen,
+                                            device=device, desc=f"{self.name} impair"))
+        with Timer(self.timings, "repair"):
+            if k > 0:
+                self.history.append(train_epoch(net, retain_x, retain_y, lr=p["repair_lr"],
+                                                batch_size=p["repair_batch"], gen=gen,
+                                                device=device, desc=f"{self.name} repair"))
+        net.eval()
+        return net
+
+    def _make_generator(self, task: UnlearnTask) -> NoiseGenerator:
+        p = self.params
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(task.seed)
+            generator = NoiseGenerator(tuple(task.forget_x.shape[1:]), p["noise_dim"],
+                                       p["hidden"], p["n_layers"], p["bounded"])
+        return generator.to(task.device)
+
+    def _maximise_noise(self, net: nn.Module, generator: NoiseGenerator, targets: torch.Tensor,
+                        gen: torch.Generator, task: UnlearnTask) -> None:
+        """Phase 1: train ``generator`` against the frozen ``net`` (its weights untouched)."""
+        p = self.params
+        flags = [q.requires_grad for q in net.parameters()]
+        for q in net.parameters():
+            q.requires_grad_(False)
+        net.eval()
+        generator.train()
+        optimizer = torch.optim.Adam(generator.parameters(), lr=p["noise_lr"])
+        n = len(targets)
+        try:
+            for epoch in range(1, p["epochs"] + 1):
+                order = torch.randperm(n, generator=gen)
+                sums = torch.zeros(3, device=task.device)
+                for start in range(0, n, p["noise_batch"]):
+                    idx = order[start:start + p["noise_batch"]]
+                    noise = generator.sample(len(idx), gen)
+                    ce = soft_cross_entropy(net(noise), targets[idx].to(task.device))
+                    reg = noise.pow(2).flatten(1).sum(1).mean()
+                    loss = -ce + p["lam"] * reg
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    sums += torch.stack([loss.detach(), ce.detach(), reg.detach()]) * len(idx)
+                loss, ce, reg = (sums / n).tolist()
+                if not math.isfinite(loss):
+                    raise DivergenceError(f"{self.name} noise: the generator loss became {loss} "
+                                          f"in epoch {epoch}; lower noise_lr or raise lam")
+                self.history.append({"phase": f"{self.name} noise", "epoch": epoch,
+                                     "loss": loss, "ce": ce, "reg": reg})
+        finally:
+            for q, flag in zip(net.parameters(), flags, strict=True):
+                q.requires_grad_(flag)
+        generator.eval()

@@ -1,0 +1,110 @@
+"""The noise generator shared by GEMU and GeFeU (thesis, Kastler 2025, section D2 of the seed
+notes), plus the small training helpers both methods use.
+
+Definition: g(z) = W_out . h_L(...h_1(z)) + b_out, h_l(u) = ReLU(W_l u + b_l), z ~ N(0, I) of
+dimension ``noise_dim``, ``n_layers`` hidden layers of width ``hidden``, output reshaped to
+C x 28 x 28. With ``bounded=True`` the output goes through a sigmoid, so the noise lies in the
+models' pixel range [0, 1].
+
+Deviations from the thesis's ``NoiseGenerator``:
+
+- the hidden layers are registered sub-modules (``nn.Sequential``), so they are trained, moved
+  by ``.to()`` and saved in ``state_dict``; the thesis kept them in a plain dict, so only the
+  output layer trained and the hidden layers were a frozen random feature map;
+- one call maps a whole batch of z to a batch of images (the thesis drew one sample per
+  ``__getitem__`` call), and z comes from an explicit ``torch.Generator`` (seeded);
+- ``bounded`` (sigmoid output) is new; the thesis's output was an unbounded linear layer.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..errors import DivergenceError
+
+
+class NoiseGenerator(nn.Module):
+    """Maps a batch of z ~ N(0, I) (N x ``noise_dim``) to a batch of images (N x C x H x W)."""
+
+    def __init__(self, out_shape: Sequence[int], noise_dim: int = 35, hidden: int = 1024,
+                 n_layers: int = 1, bounded: bool = True):
+        super().__init__()
+        self.out_shape = tuple(int(s) for s in out_shape)
+        self.noise_dim = noise_dim
+        self.bounded = bounded
+        layers: list[nn.Module] = []
+        width = noise_dim
+        for _ in range(n_layers):
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        self.hidden = nn.Sequential(*layers)
+        self.out = nn.Linear(width, math.prod(self.out_shape))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.out(self.hidden(z))
+        if self.bounded:
+            x = torch.sigmoid(x)
+        return x.view(len(z), *self.out_shape)
+
+    def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        """``n`` images from fresh z drawn with ``gen`` (a CPU generator)."""
+        z = torch.randn(n, self.noise_dim, generator=gen)
+        return self(z.to(self.out.weight.device))
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean CE against class indices (1-D long) or probability vectors (2-D float)."""
+    return nn.functional.cross_entropy(logits, target)
+
+
+def train_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, lr: float,
+                batch_size: int, gen: torch.Generator, device: torch.device,
+                desc: str) -> dict:
+    """One shuffled epoch of Adam on mean CE over (``x``, ``y``), all parameters of ``model``;
+    ``y`` may hold class indices or probability vectors. Returns the epoch's mean loss and
+    accuracy (against the argmax of soft targets). Raises ``DivergenceError`` on a non-finite
+    loss."""
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    n = len(x)
+    order = torch.randperm(n, generator=gen)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    hard = y if y.dim() == 1 else y.argmax(1)
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        xb, yb = x[idx].to(device), y[idx].to(device)
+        logits = model(xb)
+        loss = soft_cross_entropy(logits, yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * len(idx)
+        correct += (logits.detach().argmax(1) == hard[idx].to(device)).sum()
+    mean_loss = (loss_sum / max(n, 1)).item()
+    if not math.isfinite(mean_loss) or not all(torch.isfinite(p).all() for p in
+                                                model.parameters()):
+        raise DivergenceError(f"{desc}: the loss became {mean_loss}; lower the learning rate")
+    model.eval()
+    return {"phase": desc, "loss": mean_loss, "acc": correct.item() / max(n, 1),
+            "samples": n}
+
+
+class Timer:
+    """Accumulates wall-clock seconds per phase into a dict: ``with Timer(d, "noise"): ...``."""
+
+    def __init__(self, timings: dict[str, float], phase: str):
+        self.timings, self.phase = timings, phase
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.timings[self.phase] = (self.timings.get(self.phase, 0.0)
+                                    + time.perf_counter() - self.start)
