@@ -89,16 +89,10 @@ class GEMU(UnlearningMethod):
 
     def __init__(self, **params):
         super().__init__(**params)
-        p = self.params
-        for key in ("noise_batch", "n_layers", "hidden", "noise_dim", "impair_batch",
-                    "repair_batch"):
+        p = self.params  # epochs, *_batch and *_lr are checked by the base class
+        for key in ("n_layers", "hidden", "noise_dim"):
             if p[key] < 1:
                 raise ConfigError(f"{self.name}: {key} must be >= 1, got {p[key]}")
-        if p["epochs"] < 0:
-            raise ConfigError(f"{self.name}: epochs must be >= 0, got {p['epochs']}")
-        for key in ("noise_lr", "impair_lr", "repair_lr"):
-            if not math.isfinite(p[key]) or p[key] <= 0:
-                raise ConfigError(f"{self.name}: {key} must be a positive number, got {p[key]}")
         for key in ("n2r", "lam"):
             if not math.isfinite(p[key]) or p[key] < 0:
                 raise ConfigError(f"{self.name}: {key} must be a number >= 0, got {p[key]}")

@@ -58,13 +58,9 @@ class GradientAscent(UnlearningMethod):
 
     def __init__(self, **params):
         super().__init__(**params)
-        p = self.params
-        if p["epochs"] < 1 or p["batch_size"] < 1 or p["max_steps"] < 0:
-            raise ConfigError(f"{self.name}: epochs and batch_size must be >= 1 and max_steps "
-                              f">= 0, got epochs={p['epochs']}, batch_size={p['batch_size']}, "
-                              f"max_steps={p['max_steps']}")
-        if not math.isfinite(p["lr"]) or p["lr"] <= 0:
-            raise ConfigError(f"{self.name}: lr must be a positive number, got {p['lr']}")
+        p = self.params  # epochs, batch_size and lr are checked by the base class
+        if p["max_steps"] < 0:
+            raise ConfigError(f"{self.name}: max_steps must be >= 0, got {p['max_steps']}")
         if not math.isfinite(p["stop_loss"]) or p["stop_loss"] < 0:
             raise ConfigError(f"{self.name}: stop_loss must be a number >= 0, got "
                               f"{p['stop_loss']}")
