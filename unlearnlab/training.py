@@ -68,11 +68,14 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int,
-        lr: float, seed: int, device: torch.device | str = "cpu",
+        lr: float, seed: int | torch.Generator, device: torch.device | str = "cpu",
         params: Iterable[nn.Parameter] | None = None, desc: str = "train",
         on_epoch: Callable[[nn.Module], dict] | None = None) -> list[dict]:
     """Train ``model`` in place with Adam on mean cross-entropy over shuffled mini-batches.
 
+    ``y`` holds class indices or, for soft labels, probability vectors (accuracy is then
+    measured against their argmax). ``seed`` seeds the shuffles, or is a ``torch.Generator``
+    whose random stream the shuffles continue.
     ``params`` restricts the optimised parameters (default: all that require grad).
     ``on_epoch(model)`` may return extra metrics to log after each epoch. Returns one dict per
     epoch with the true mean training loss and accuracy over the epoch's batches.
@@ -83,7 +86,8 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batc
     x, y = x.to(device), y.to(device)
     params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=lr)
-    gen = torch.Generator().manual_seed(seed)
+    gen = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(seed)
+    hard = y if y.dim() == 1 else y.argmax(1)
     history = []
     n = len(y)
     for epoch in range(1, epochs + 1):
@@ -100,7 +104,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batc
             loss.backward()
             optimizer.step()
             loss_sum += loss.detach() * len(idx)
-            correct += (logits.detach().argmax(1) == y[idx]).sum()
+            correct += (logits.detach().argmax(1) == hard[idx]).sum()
         mean_loss = (loss_sum / n).item()
         if not np.isfinite(mean_loss):
             raise DivergenceError(f"{desc}: the loss became {mean_loss} in epoch {epoch}; "

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import DivergenceError
+from ..training import fit
 
 
 class NoiseGenerator(nn.Module):
@@ -65,34 +66,14 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
 def train_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, lr: float,
                 batch_size: int, gen: torch.Generator, device: torch.device,
                 desc: str) -> dict:
-    """One shuffled epoch of Adam on mean CE over (``x``, ``y``), all parameters of ``model``;
-    ``y`` may hold class indices or probability vectors. Returns the epoch's mean loss and
-    accuracy (against the argmax of soft targets). Raises ``DivergenceError`` on a non-finite
-    loss."""
-    model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    n = len(x)
-    order = torch.randperm(n, generator=gen)
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    hard = y if y.dim() == 1 else y.argmax(1)
-    for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size]
-        xb, yb = x[idx].to(device), y[idx].to(device)
-        logits = model(xb)
-        loss = soft_cross_entropy(logits, yb)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        loss_sum += loss.detach() * len(idx)
-        correct += (logits.detach().argmax(1) == hard[idx].to(device)).sum()
-    mean_loss = (loss_sum / max(n, 1)).item()
-    if not math.isfinite(mean_loss) or not all(torch.isfinite(p).all() for p in
-                                                model.parameters()):
-        raise DivergenceError(f"{desc}: the loss became {mean_loss}; lower the learning rate")
-    model.eval()
-    return {"phase": desc, "loss": mean_loss, "acc": correct.item() / max(n, 1),
-            "samples": n}
+    """One shuffled epoch of ``training.fit`` (Adam, mean CE, hard or soft labels) that continues
+    the random stream of ``gen``; also raises ``DivergenceError`` when a weight became
+    non-finite. Returns the phase's mean loss, accuracy and sample count."""
+    (entry,) = fit(model, x, y, epochs=1, batch_size=batch_size, lr=lr, seed=gen,
+                   device=device, desc=desc)
+    if not all(torch.isfinite(p).all() for p in model.parameters()):
+        raise DivergenceError(f"{desc}: a weight became non-finite; lower the learning rate")
+    return {"phase": desc, "loss": entry["loss"], "acc": entry["acc"], "samples": len(x)}
 
 
 class Timer:
