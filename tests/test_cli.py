@@ -101,6 +101,37 @@ def test_confusion_matrix_is_consistent(runs, name):
     assert m["retain_test_acc"] == pytest.approx((sum(diag) - diag[6]) / (total - sum(cm[6])))
 
 
+FIELD_KEYS = {"mia_efficacy", "mia_entropy", "mia_loss", "mia_loss_auc", "zrf"}
+UNLEARNED_KEYS = {"js_to_retrained", "activation_distance", "agreement_with_retrained",
+                  "relearn_steps"}
+
+
+def test_json_has_the_field_metrics(runs):
+    rec = runs["records"][0]
+    for name, m in rec["models"].items():
+        assert FIELD_KEYS <= m.keys(), name
+        for key in FIELD_KEYS:
+            assert 0.0 <= m[key] <= 1.0, (name, key)
+    assert UNLEARNED_KEYS <= rec["models"]["unlearned"].keys()
+    assert "relearn_steps" in rec["models"]["retrained"]
+    assert 0 <= rec["avg_gap"] <= 1 and rec["speedup_vs_retrain"] > 0
+    assert rec["flags"] == [] or set(rec["flags"]) <= {"collapse", "over_forgetting"}
+    assert len(rec["split_hash"]) == 64 and rec["run_config"]["seed"] == 0
+    assert Path(rec["bundle"]).is_relative_to(runs["root"] / "runs" / "mnist")
+
+
+def test_rescore_reproduces_the_record(runs):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    folder = Path(runs["records"][0]["bundle"])
+    proc = subprocess.run([sys.executable, "-m", "unlearnlab", "rescore", str(folder)],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "rescored 1 bundle(s): 1 match their records" in proc.stdout
+    rescored = json.loads((folder / "rescored.json").read_text())
+    assert rescored["differences"] == {}
+    assert rescored["avg_gap"] == pytest.approx(runs["records"][0]["avg_gap"])
+
+
 def test_unlearning_forgets(runs):
     models = runs["records"][0]["models"]
     assert models["original"]["forget_test_acc"] > 0.5  # it had learned class 6

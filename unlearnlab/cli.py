@@ -7,11 +7,13 @@ import logging
 import sys
 from pathlib import Path
 
+from . import bundle
 from .compare import compare, markdown
 from .data import DATASETS, load_dataset
 from .errors import ConfigError, DataError, UnlearnlabError
 from .experiment import RunConfig, run
 from .methods import coerce_params, get_method, list_methods, parse_set_options
+from .metrics import select_metrics
 from .models import list_models
 from .store import write_json
 
@@ -49,6 +51,12 @@ def _common() -> argparse.ArgumentParser:
     c.add_argument("--fresh", action="store_true", help="retrain even if a cached model matches")
     c.add_argument("--no-train", action="store_true",
                    help="refuse to train: fail unless matching cached models exist")
+    c.add_argument("--metrics", default=None, metavar="A,B",
+                   help="forget-set metrics to compute (default: all); relearn_steps is the "
+                   "slowest")
+    c.add_argument("--train-per-class", type=int, default=None, metavar="N",
+                   help="train on a seeded stratified subset of N samples per class")
+    c.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     c.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                    help="show tracebacks")
     return c
@@ -71,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--methods", required=True, help="comma-separated registry keys")
     c.add_argument("--seeds", type=int, default=5, help="ensemble size (seeds 0..N-1)")
     c.add_argument("--out", type=Path, required=True, help="output folder")
+    r = sub.add_parser("rescore", help="recompute the forget-set metrics of saved run bundles "
+                       "from their per-sample outputs and report differences")
+    r.add_argument("path", type=Path, help="a run bundle, or a folder searched for bundles")
+    r.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     d = sub.add_parser("demo", help="seed A's experiment: class 6 over-represented x10, "
                        "forgotten by relearning it as 3 (falls back to digits without MNIST)")
     d.add_argument("--data-dir", default=None)
@@ -80,10 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args, **extra) -> RunConfig:
+    metrics = None if args.metrics is None else select_metrics(
+        [m.strip() for m in args.metrics.split(",") if m.strip()])
     return RunConfig(dataset=args.dataset, forget=args.forget, preset=args.preset,
                      quick=args.quick, arch=args.arch, oversample=args.oversample,
                      data_dir=args.data_dir, device=args.device, reuse=not args.fresh,
-                     allow_train=not args.no_train, **extra)
+                     allow_train=not args.no_train, metrics=metrics,
+                     train_per_class=args.train_per_class, epochs=args.epochs, **extra)
 
 
 def _fmt(value) -> str:
@@ -100,12 +115,33 @@ def summary(record: dict) -> str:
             continue
         lines.append(f"{name:<10} {_fmt(m['test_acc'])} {_fmt(m['forget_test_acc'])} "
                      f"{_fmt(m['retain_test_acc'])} {_fmt(m['forget_train_acc'])}")
+    mia_keys = [k for k in ("mia_efficacy", "mia_entropy", "mia_loss")
+                if any(k in (m or {}) for m in record["models"].values())]
+    if mia_keys:
+        lines.append(f"{'MIA':<10} " + " ".join(f"{k[4:]:>17}" for k in mia_keys)
+                     + "   (score / chance level)")
+        for name, m in record["models"].items():
+            if m is not None:
+                lines.append(f"{name:<10} " + " ".join(
+                    f"{_pair(m.get(k), m.get(k + '_chance', 0.5 if k == 'mia_loss' else None))}"
+                    for k in mia_keys))
     s = record["seconds"]
     lines.append(f"seconds: original {s['original']:.1f}, retrained {s['retrained']:.1f}, "
                  f"unlearn {s['unlearn']:.1f}")
+    if record.get("avg_gap") is not None:
+        lines.append(f"average gap to retrained: {100 * record['avg_gap']:.2f} points; "
+                     f"speed-up vs retraining: {record['speedup_vs_retrain']:.1f}x")
+    if record.get("bundle"):
+        lines.append(f"bundle: {record['bundle']}")
     if record["flags"]:
         lines.append(f"flags: {', '.join(record['flags'])}")
     return "\n".join(lines)
+
+
+def _pair(score, chance) -> str:
+    def f(v):
+        return "  n/a" if v is None else f"{v:5.3f}"
+    return f"{f(score):>8} / {f(chance):>6}"
 
 
 def cmd_run(args) -> int:
@@ -137,6 +173,20 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_rescore(args) -> int:
+    folders = bundle.find(args.path)
+    mismatched = 0
+    for folder in folders:
+        result = bundle.rescore(folder)
+        if result["differences"]:
+            mismatched += 1
+            for key, (stored, new) in result["differences"].items():
+                print(f"{folder}: {key}: recorded {stored}, recomputed {new}")
+    print(f"rescored {len(folders)} bundle(s): {len(folders) - mismatched} match their records"
+          f"{f', {mismatched} differ' if mismatched else ''}; wrote rescored.json in each")
+    return 1 if mismatched else 0
+
+
 def cmd_demo(args) -> int:
     dataset = "mnist"
     try:
@@ -156,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="unlearnlab: %(message)s", stream=sys.stderr)
     try:
         args = build_parser().parse_args(argv)
-        return {"run": cmd_run, "compare": cmd_compare, "demo": cmd_demo}[args.command](args)
+        return {"run": cmd_run, "compare": cmd_compare, "rescore": cmd_rescore,
+                "demo": cmd_demo}[args.command](args)
     except UnlearnlabError as exc:
         if debug:
             raise

@@ -32,9 +32,16 @@ def evaluate(model: nn.Module, train: Split, test: Split, masks: dict[str, torch
     the forget subset, ``class_rest`` (the rest of its class), ``other_classes`` and all,
     with accuracy and mean cross-entropy (``*_loss``) for each.
     """
-    out = {}
     logits = {"train": predict(model, train.x, device=device),
               "test": predict(model, test.x, device=device)}
+    return evaluate_logits(logits, train, test, masks, num_classes, forget_class)
+
+
+def evaluate_logits(logits: dict[str, torch.Tensor], train: Split, test: Split,
+                    masks: dict[str, torch.Tensor], num_classes: int = 10,
+                    forget_class: int | None = None) -> dict:
+    """``evaluate`` from a model's logits on the whole ``train`` and ``test`` splits."""
+    out = {}
     for name, split in (("train", train), ("test", test)):
         pred = logits[name].argmax(1)
         out[f"forget_{name}_acc"] = accuracy(pred, split.y, masks[name])

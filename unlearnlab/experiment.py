@@ -3,24 +3,26 @@ evaluation of all three -> one JSON-ready record."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from . import __version__
+from . import __version__, bundle, mia
 from .data import Dataset, Split, data_root, load_dataset, oversample, stratified_rows
 from .errors import CacheError, ConfigError, DivergenceError
-from .evaluation import accuracy, evaluate, guard_flags, mean_cross_entropy
+from .evaluation import accuracy, evaluate_logits, guard_flags, mean_cross_entropy
 from .forget import ForgetSpec, forget_class, forget_masks, parse_forget
 from .methods import UnlearnTask, get_method
-from .metrics import parameter_distance
+from .metrics import Outputs, avg_gap, forget_metrics, parameter_distance, select_metrics
+from .metrics import relearn_steps as relearn_steps_of
 from .models import create_model
-from .store import load_model, model_path, save_model
+from .store import config_key, load_model, model_path, save_model
 from .training import Recipe, fit, pick_device, predict, recipe_for, seed_everything
 
 log = logging.getLogger("unlearnlab")
@@ -33,7 +35,10 @@ QUICK = {"train_per_class": 300, "test_per_class": 100, "epochs": 1}
 class RunConfig:
     """Everything that determines a run. ``reuse`` is the notebooks' ``ALLREADY_TRAINED``:
     load matching cached models instead of retraining them; ``allow_train=False`` refuses to
-    train when no matching model is cached (``--no-train``)."""
+    train when no matching model is cached (``--no-train``). ``metrics`` selects the
+    forget-set metrics (None: all of ``metrics.METRICS`` plus ``relearn_steps``).
+    ``train_per_class`` trains on a seeded stratified subset and ``epochs`` overrides the
+    recipe's (e.g. a small, long-trained model that overfits, for membership inference)."""
 
     dataset: str = "mnist"
     forget: str = "class:6"
@@ -48,6 +53,9 @@ class RunConfig:
     device: str = "auto"
     reuse: bool = True
     allow_train: bool = True
+    metrics: list[str] | None = None
+    train_per_class: int | None = None
+    epochs: int | None = None
 
 
 def default_arch(dataset: str, spec: ForgetSpec) -> str:
@@ -74,6 +82,8 @@ class Scenario:
     train_rows: torch.Tensor
     device: torch.device
     forget_class: int
+    # The forget-set metrics' samples: set name -> (split, positions), see ``metrics.Outputs``.
+    probe: dict[str, tuple[str, torch.Tensor]]
 
     @property
     def root(self) -> Path:
@@ -91,7 +101,8 @@ class Scenario:
                 "arch": self.arch, "recipe": self.recipe.to_dict(),
                 "forget": str(self.spec) if role == "retrained" else None,
                 "quick": QUICK if self.config.quick else None, "seed": self.config.seed,
-                "version": __version__}
+                "version": __version__,
+                **({"train_per_class": n} if (n := self.config.train_per_class) else {})}
 
 
 def build_scenario(cfg: RunConfig) -> Scenario:
@@ -101,9 +112,17 @@ def build_scenario(cfg: RunConfig) -> Scenario:
     arch = cfg.arch or default_arch(cfg.dataset, spec)
     recipe = recipe_for(arch, oversample=tuple(cfg.oversample) if cfg.oversample else None)
     train, test = dataset.train, dataset.test
+    for name in ("train_per_class", "epochs"):
+        value = getattr(cfg, name)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {value}")
+    epochs = cfg.epochs or (QUICK["epochs"] if cfg.quick else None)
+    if epochs:
+        recipe = recipe_for(arch, epochs=epochs, oversample=recipe.oversample)
+    per_class = cfg.train_per_class or (QUICK["train_per_class"] if cfg.quick else None)
+    if per_class:
+        train = train.subset(stratified_rows(train.y, per_class, cfg.seed))
     if cfg.quick:
-        recipe = recipe_for(arch, epochs=QUICK["epochs"], oversample=recipe.oversample)
-        train = train.subset(stratified_rows(train.y, QUICK["train_per_class"], cfg.seed))
         test = test.subset(stratified_rows(test.y, QUICK["test_per_class"], cfg.seed))
     masks = forget_masks(spec, Dataset(dataset.name, train, test, dataset.checksum,
                                        dataset.classes), cfg.data_dir)
@@ -114,7 +133,29 @@ def build_scenario(cfg: RunConfig) -> Scenario:
             raise ConfigError(f"oversample class {cls} is not a class of {dataset.name}")
         rows = oversample(train.y, cls, factor)
     return Scenario(cfg, dataset, spec, arch, recipe, train, test, masks, rows,
-                    pick_device(cfg.device), forget_class(spec, dataset, cfg.data_dir))
+                    pick_device(cfg.device), forget_class(spec, dataset, cfg.data_dir),
+                    probe_rows(masks, cfg.seed))
+
+
+def probe_rows(masks: dict[str, torch.Tensor], seed: int) -> dict[str, tuple[str, torch.Tensor]]:
+    """The forget samples of train and test, and a seeded balanced MIA shadow sample of
+    retain-train members and retain-test non-members."""
+    retain = {s: (~masks[s]).nonzero().squeeze(1) for s in ("train", "test")}
+    member, nonmember = mia.shadow_rows(len(retain["train"]), len(retain["test"]), seed)
+    return {"forget_train": ("train", masks["train"].nonzero().squeeze(1)),
+            "forget_test": ("test", masks["test"].nonzero().squeeze(1)),
+            "member": ("train", retain["train"][torch.as_tensor(member, dtype=torch.long)]),
+            "nonmember": ("test", retain["test"][torch.as_tensor(nonmember, dtype=torch.long)])}
+
+
+def split_hash(sc: Scenario) -> str:
+    """sha256 of the training rows, the forget masks and the probe rows: two runs with the same
+    hash used the same samples in the same roles."""
+    h = hashlib.sha256()
+    for tensor in (sc.train_rows, sc.masks["train"], sc.masks["test"],
+                   *(rows for _, rows in sc.probe.values())):
+        h.update(tensor.to(torch.int64).numpy().tobytes())
+    return h.hexdigest()
 
 
 def _cached(sc: Scenario, config: dict, model: nn.Module) -> dict | None:
@@ -204,35 +245,72 @@ def unlearn_task(sc: Scenario) -> UnlearnTask:
 
 @dataclass
 class Baselines:
-    """The models every method of one seed is judged against, with their evaluations."""
+    """The models every method of one seed is judged against, with their evaluations (forget-set
+    metrics included) and their logits on the probe sets. ``models["untrained"]`` is the seed's
+    fresh initialisation: ZRF's random model, and a baseline of its own in ``compare``."""
 
     scenario: Scenario
     models: dict[str, nn.Module]
     metas: dict[str, dict]
     evaluations: dict[str, dict]
+    outputs: dict[str, dict[str, torch.Tensor]]
 
 
-def evaluate_in(sc: Scenario, model: nn.Module) -> dict:
-    return evaluate(model, sc.train, sc.test, sc.masks, sc.dataset.num_classes, sc.device,
-                    forget_class=sc.forget_class if sc.spec.is_feature else None)
+def assess(sc: Scenario, model: nn.Module) -> tuple[dict, dict[str, torch.Tensor]]:
+    """A model's evaluation and its logits on the probe sets, from one prediction pass."""
+    logits = {"train": predict(model, sc.train.x, device=sc.device),
+              "test": predict(model, sc.test.x, device=sc.device)}
+    evaluation = evaluate_logits(logits, sc.train, sc.test, sc.masks, sc.dataset.num_classes,
+                                 forget_class=sc.forget_class if sc.spec.is_feature else None)
+    return evaluation, {name: logits[split][rows] for name, (split, rows) in sc.probe.items()}
+
+
+def probe_labels(sc: Scenario) -> dict[str, torch.Tensor]:
+    splits = {"train": sc.train, "test": sc.test}
+    return {name: splits[split].y[rows] for name, (split, rows) in sc.probe.items()}
+
+
+def scored_outputs(sc: Scenario, outputs: dict[str, dict[str, torch.Tensor]]) -> Outputs:
+    """``Outputs`` for the metrics, naming the untrained model ``random`` (ZRF's reference)."""
+    logits = {("random" if k == "untrained" else k): v for k, v in outputs.items()}
+    return Outputs(probe_labels(sc), logits, sc.config.seed)
+
+
+def relearn(sc: Scenario, model: nn.Module, original: nn.Module) -> dict:
+    """``metrics.relearn_steps`` on the scenario's forget and retain training samples."""
+    task = unlearn_task(sc)
+    steps, reached = relearn_steps_of(model, task.forget_x, task.forget_y, task.retain_x,
+                                   task.retain_y, original, sc.config.seed)
+    return {"relearn_steps": steps, "relearn_reached": reached}
 
 
 def prepare(cfg: RunConfig, untrained: bool = False) -> Baselines:
-    """Build the scenario and train or load its original and retrained models (and, with
-    ``untrained``, evaluate a fresh initialisation too)."""
+    """Build the scenario and train or load its original and retrained models, and evaluate
+    them (with ``untrained``, the fresh initialisation is evaluated as a baseline too)."""
+    names = select_metrics(cfg.metrics)
     sc = build_scenario(cfg)
-    models, metas = {}, {}
-    if untrained:
-        models["untrained"] = new_model(sc).eval()
+    models, metas = {"untrained": new_model(sc).eval()}, {}
     for role in ("original", "retrained"):
         models[role], metas[role] = train_or_load(sc, role)
-    return Baselines(sc, models, metas, {n: evaluate_in(sc, m) for n, m in models.items()})
+    evaluations, outputs = {}, {}
+    for name, model in models.items():
+        evaluations[name], outputs[name] = assess(sc, model)
+    if not untrained:
+        del evaluations["untrained"]
+    scores = forget_metrics(scored_outputs(sc, outputs), names, roles=("original", "retrained"))
+    for role, values in scores.items():
+        evaluations[role].update(values)
+    if "relearn_steps" in names:
+        evaluations["retrained"].update(relearn(sc, models["retrained"], models["original"]))
+    return Baselines(sc, models, metas, evaluations, outputs)
 
 
 def run_method(base: Baselines, name: str, params: dict | None = None,
-               preset: str = "default") -> RunResult:
-    """Unlearn the original model of ``base`` with one method and build the JSON record."""
+               preset: str = "default", bundle_dir: Path | None = None) -> RunResult:
+    """Unlearn the original model of ``base`` with one method, build the JSON record and write
+    the run's reproducibility bundle (to ``bundle_dir``, default ``default_bundle_dir``)."""
     sc = base.scenario
+    names = select_metrics(sc.config.metrics)
     method = get_method(name)(preset=preset, dataset=sc.dataset.name, **(params or {}))
     original, retrained = base.models["original"], base.models["retrained"]
     try:
@@ -244,12 +322,21 @@ def run_method(base: Baselines, name: str, params: dict | None = None,
     else:
         error = None
     evaluations = {"original": base.evaluations["original"],
-                   "retrained": base.evaluations["retrained"],
-                   "unlearned": None if unlearned is None else evaluate_in(sc, unlearned)}
+                   "retrained": base.evaluations["retrained"], "unlearned": None}
+    outputs = dict(base.outputs)
     if unlearned is None:
-        flags, distances = ["diverged"], None
+        flags, distances, gap, speedup = ["diverged"], None, None, None
     else:
-        flags = guard_flags(evaluations["unlearned"], evaluations["retrained"])
+        evaluation, outputs["unlearned"] = assess(sc, unlearned)
+        evaluation.update(forget_metrics(scored_outputs(sc, outputs), names,
+                                         roles=("unlearned",))["unlearned"])
+        if "relearn_steps" in names:
+            evaluation.update(relearn(sc, unlearned, original))
+        evaluations["unlearned"] = evaluation
+        flags = guard_flags(evaluation, evaluations["retrained"])
+        gap = avg_gap(evaluation, evaluations["retrained"])
+        speedup = (base.metas["retrained"]["seconds"] / meta_u["seconds"]
+                   if meta_u["seconds"] else None)
         distances = {"unlearned_to_original": parameter_distance(unlearned, original),
                      "unlearned_to_retrained": parameter_distance(unlearned, retrained),
                      "retrained_to_original": parameter_distance(retrained, original)}
@@ -261,6 +348,9 @@ def run_method(base: Baselines, name: str, params: dict | None = None,
                     "retrained": base.metas["retrained"]["seconds"],
                     "unlearn": meta_u["seconds"], "unlearn_phases": meta_u["phases"]},
         "distances": distances,
+        "avg_gap": gap,
+        "speedup_vs_retrain": speedup,
+        "anamnesis_index": anamnesis_index(evaluations),
         **({"error": error} if error else {}),
         "recipe": sc.recipe.to_dict(),
         "sizes": {"train": len(sc.train), "test": len(sc.test),
@@ -268,13 +358,38 @@ def run_method(base: Baselines, name: str, params: dict | None = None,
                   "forget_test": int(sc.masks["test"].sum()),
                   "train_rows": len(sc.train_rows)},
         "data_checksum": sc.dataset.checksum,
+        "split_hash": split_hash(sc),
+        "run_config": {**asdict(sc.config), "method": name, "params": method.params,
+                       "preset": method.preset},
         "device": str(sc.device),
         "versions": versions(),
     }
+    folder = bundle_dir or default_bundle_dir(sc, method)
+    record["bundle"] = str(folder)
+    bundle.write(folder, record, scored_outputs(sc, outputs), sc.probe)
     models = {"original": original, "retrained": retrained, "unlearned": unlearned}
     histories = {"original": base.metas["original"]["history"],
                  "retrained": base.metas["retrained"]["history"], "unlearn": meta_u["history"]}
     return RunResult(record, sc, models, histories)
+
+
+def anamnesis_index(evaluations: dict) -> float | None:
+    """AIN = relearn steps of the unlearned model / those of the retrained model (Chundawat et
+    al. 2023, "Zero-shot machine unlearning"); about 1 when the forgotten knowledge is as hard
+    to relearn as if it had never been learned, near 0 when it comes straight back."""
+    unlearned, retrained = evaluations.get("unlearned") or {}, evaluations["retrained"]
+    steps_u, steps_r = unlearned.get("relearn_steps"), retrained.get("relearn_steps")
+    if steps_u is None or not steps_r:
+        return None
+    return steps_u / steps_r
+
+
+def default_bundle_dir(sc: Scenario, method) -> Path:
+    """``<data root>/runs/<dataset>/<method>-seed<s>-<hash of the run's configuration>``."""
+    key = config_key({"original": sc.model_config("original"),
+                      "retrained": sc.model_config("retrained"), "method": method.name,
+                      "params": method.params, "metrics": sc.config.metrics})
+    return sc.root / "runs" / sc.dataset.name / f"{method.name}-seed{sc.config.seed}-{key}"
 
 
 def run(cfg: RunConfig) -> RunResult:

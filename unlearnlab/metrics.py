@@ -1,13 +1,24 @@
-"""Model-comparison metrics of the thesis (Kastler 2025, src/metrics.py), with its bugs fixed:
-global parameter distance instead of a sum of per-tensor norms, and per-sample instead of
-per-batch averaging for the KL divergence."""
+"""Model-comparison metrics.
+
+The thesis's (Kastler 2025, src/metrics.py), with its bugs fixed: global parameter distance
+instead of a sum of per-tensor norms, and per-sample instead of per-batch averaging for the KL
+divergence. The field's forget-set metrics (field notes, sections 2.3-2.6), registered in
+``METRICS`` so that the record, ``rescore`` and the reports pick them up: each is computed from
+per-sample logits (``Outputs``), so a saved bundle can be rescored without the models.
+"""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from . import mia
+from .errors import ConfigError
 from .training import predict
 
 
@@ -42,3 +53,223 @@ def kl_matrix(models: dict[str, nn.Module], x: torch.Tensor,
     logits = {n: predict(m, x, device=device) for n, m in models.items()}
     matrix = np.array([[kl_divergence(logits[i], logits[j]) for j in names] for i in names])
     return names, matrix
+
+
+# ------------------------------------------------------------------ forget-set metrics
+
+# The sets every forget-set metric reads: the forget samples of train and test, and the MIA
+# shadow sets (a balanced sample of retain-train members and retain-test non-members).
+PROBE_SETS = ("forget_train", "forget_test", "member", "nonmember")
+
+
+@dataclass
+class Outputs:
+    """Per-sample logits of several models on the probe sets: ``logits[model][set]`` with
+    models among ``original``, ``retrained``, ``unlearned`` and ``random`` (a freshly
+    initialised model, the "incompetent teacher" of ZRF); ``labels[set]``; ``seed`` seeds the
+    attackers' sampling."""
+
+    labels: dict[str, torch.Tensor]
+    logits: dict[str, dict[str, torch.Tensor]]
+    seed: int
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    compute: Callable[[Outputs, str], dict[str, float | None]]
+    roles: tuple[str, ...]  # the record entries (models) that get it
+
+
+METRICS: dict[str, Metric] = {}
+ALL_ROLES = ("original", "retrained", "unlearned")
+
+
+def register_metric(name: str, roles: tuple[str, ...] = ALL_ROLES):
+    """Decorator: register ``fn(outputs, model) -> {key: value}`` under ``name``."""
+    def wrap(fn):
+        METRICS[name] = Metric(name, fn, roles)
+        return fn
+    return wrap
+
+
+def select_metrics(names: list[str] | None) -> list[str]:
+    """Validate a ``--metrics`` selection (None: all registered metrics plus relearn)."""
+    known = [*METRICS, "relearn_steps"]
+    if names is None:
+        return known
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(f"unknown metric '{unknown[0]}': choose from {', '.join(known)}")
+    if not names:
+        raise ConfigError("--metrics is empty: name at least one metric or leave it out")
+    return list(dict.fromkeys(names))
+
+
+def forget_metrics(out: Outputs, names: list[str] | None = None,
+                   roles: tuple[str, ...] = ALL_ROLES) -> dict[str, dict]:
+    """Every selected registered metric for each of ``roles`` it applies to (and whose logits
+    ``out`` holds): {model: {key: value}}."""
+    result: dict[str, dict] = {role: {} for role in roles if role in out.logits}
+    for name in select_metrics(names):
+        metric = METRICS.get(name)
+        if metric is None:  # relearn_steps needs the model itself, not its outputs
+            continue
+        for role in metric.roles:
+            if role in result:
+                result[role].update(metric.compute(out, role))
+    return result
+
+
+def _probs(logits: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(logits.double(), 1)
+
+
+def js_divergence(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
+    """Per-sample Jensen-Shannon divergence, JS(P, Q) = KL(P || M)/2 + KL(Q || M)/2 with
+    M = (P + Q)/2, natural log (so 0 <= JS <= ln 2). Bad Teacher's ``metrics.py`` used a
+    mean-reduced ``kl_div``, a different scale."""
+    p, q = _probs(logits_p), _probs(logits_q)
+    m = (p + q) / 2
+
+    def kl(a, b):  # 0 log 0 = 0
+        return torch.where(a > 0, a * (a.clamp_min(1e-300).log() - b.clamp_min(1e-300).log()),
+                           0).sum(1)
+
+    return (kl(p, m) + kl(q, m)) / 2
+
+
+@register_metric("mia_efficacy")
+def _mia_efficacy(out: Outputs, model: str) -> dict:
+    """SalUn's MIA-Efficacy on the forget-train set, with its chance level (see ``mia``)."""
+    logits, y = out.logits[model], out.labels
+    conf = {s: mia.true_class_confidence(logits[s], y[s]) for s in PROBE_SETS}
+    score, chance = mia.mia_efficacy(conf["member"], conf["nonmember"], conf["forget_train"],
+                                     conf["forget_test"])
+    return {"mia_efficacy": score, "mia_efficacy_chance": chance}
+
+
+@register_metric("mia_entropy")
+def _mia_entropy(out: Outputs, model: str) -> dict:
+    """Entropy MIA on the forget-train set, with its chance level (see ``mia``)."""
+    ent = {s: mia.entropy(out.logits[model][s]) for s in PROBE_SETS}
+    score, chance = mia.mia_entropy(ent["member"], ent["nonmember"], ent["forget_train"],
+                                    ent["forget_test"])
+    return {"mia_entropy": score, "mia_entropy_chance": chance}
+
+
+@register_metric("mia_loss")
+def _mia_loss(out: Outputs, model: str) -> dict:
+    """Loss MIA (cross-validated accuracy and AUC), chance 0.5 (see ``mia``)."""
+    logits, y = out.logits[model], out.labels
+    acc, auc = mia.mia_loss(mia.loss(logits["forget_train"], y["forget_train"]),
+                            mia.loss(logits["forget_test"], y["forget_test"]), out.seed)
+    return {"mia_loss": acc, "mia_loss_auc": auc}
+
+
+@register_metric("zrf")
+def _zrf(out: Outputs, model: str) -> dict:
+    """ZRF, zero retrain forgetting (Chundawat et al., AAAI 2023, "Can Bad Teaching Induce
+    Forgetting?"): 1 - mean_i JS(P_model(x_i), P_random(x_i)) over the forget-train set, with
+    P_random a freshly initialised model. 1 = as uninformative as a random model. Textbook JS
+    (natural log), so values are not on Bad Teacher's mean-reduced scale."""
+    logits = out.logits
+    return {"zrf": float(1 - js_divergence(logits[model]["forget_train"],
+                                           logits["random"]["forget_train"]).mean())}
+
+
+@register_metric("js_to_retrained", roles=("unlearned",))
+def _js_to_retrained(out: Outputs, model: str) -> dict:
+    """Mean per-sample JS divergence between the model's and the retrained model's softmax on
+    the forget-train set (Bad Teacher notebook; SUPREME ``jsdiv``). 0 = identical outputs."""
+    return {"js_to_retrained": float(js_divergence(
+        out.logits[model]["forget_train"], out.logits["retrained"]["forget_train"]).mean())}
+
+
+@register_metric("activation_distance", roles=("unlearned",))
+def _activation_distance(out: Outputs, model: str) -> dict:
+    """Mean over forget-train samples of ||softmax_model - softmax_retrained||_2 (Bad Teacher
+    ``metrics.py: actv_dist``; SCRUB uses the L1 norm instead)."""
+    diff = _probs(out.logits[model]["forget_train"]) - _probs(
+        out.logits["retrained"]["forget_train"])
+    return {"activation_distance": float(torch.linalg.vector_norm(diff, dim=1).mean())}
+
+
+@register_metric("agreement_with_retrained", roles=("unlearned",))
+def _agreement(out: Outputs, model: str) -> dict:
+    """Completeness (SUPREME ``completeness.py``): the fraction of forget-train samples on which
+    the model and the retrained model predict the same class."""
+    a = out.logits[model]["forget_train"].argmax(1)
+    b = out.logits["retrained"]["forget_train"].argmax(1)
+    return {"agreement_with_retrained": float((a == b).double().mean()) if len(a) else None}
+
+
+def relearn_steps(model: nn.Module, forget_x: torch.Tensor, forget_y: torch.Tensor,
+                  retain_x: torch.Tensor, retain_y: torch.Tensor, reference: nn.Module, seed: int,
+                  lr: float = 1e-3, batch_size: int = 32, max_steps: int = 200,
+                  probe: int = 512) -> tuple[int, bool]:
+    """Relearn time (Golatkar et al. 2020 "readout"; ERASURE ``RelearnTime``): fine-tune a copy
+    with Adam(``lr``) on batches of ``batch_size`` forget plus ``batch_size`` retain samples
+    until the accuracy on a fixed sample of ``probe`` forget samples reaches 0.95 x the
+    ``reference`` (original) model's accuracy on it (alpha = 0.05). Returns (steps, reached);
+    ``reached`` is False when ``max_steps`` passed first. Deviation: ERASURE fine-tunes on the
+    forget set alone, which for class forgetting is solved by predicting one class; the retain
+    half of each batch rules that shortcut out. The anamnesis index (AIN, Chundawat et al.
+    2023) is steps(unlearned) / steps(retrained)."""
+    import copy
+
+    gen = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    net = copy.deepcopy(model).to(device)
+    rows = torch.randperm(len(forget_y), generator=gen)[:probe]
+    px, py = forget_x[rows], forget_y[rows]
+
+    def acc(m: nn.Module) -> float:
+        return float((predict(m, px, device=device).argmax(1) == py).double().mean())
+
+    target = 0.95 * acc(reference)
+
+    def reached() -> bool:
+        return acc(net) >= target
+
+    if reached():
+        return 0, True
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    for step in range(1, max_steps + 1):
+        f = torch.randint(len(forget_y), (batch_size,), generator=gen)
+        r = torch.randint(len(retain_y), (batch_size,), generator=gen)
+        x = torch.cat([forget_x[f], retain_x[r]]).to(device)
+        y = torch.cat([forget_y[f], retain_y[r]]).to(device)
+        net.train()
+        loss = nn.functional.cross_entropy(net(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if reached():
+            return step, True
+    return max_steps, False
+
+
+# ------------------------------------------------------------------ gap to the retrained model
+
+# SalUn's "Avg. Gap" (Fan et al. 2024, Table 1): UA (forget accuracy), RA, TA and MIA-Efficacy,
+# plus the forget-test accuracy that feature forgetting is judged by. TA is the retain part of
+# the test set, as SalUn drops the forgotten class from it.
+GAP_KEYS = ("forget_train_acc", "forget_test_acc", "retain_train_acc", "retain_test_acc",
+            "mia_efficacy")
+
+
+def avg_gap(model: dict, reference: dict) -> float | None:
+    """Mean of |model[k] - reference[k]| over ``GAP_KEYS`` present in both (fractions; x100
+    for points). A model compared with itself has gap 0."""
+    gaps = [abs(model[k] - reference[k]) for k in GAP_KEYS
+            if model.get(k) is not None and reference.get(k) is not None]
+    return float(np.mean(gaps)) if gaps else None
+
+
+def z_score(value: float | None, mean: float, std: float, floor: float = 1e-3) -> float | None:
+    """(value - mean) / max(std, floor): where ``value`` lies in the retrained ensemble's
+    spread; the floor keeps a zero-spread ensemble from giving infinities."""
+    if value is None or mean is None or not math.isfinite(mean):
+        return None
+    return (value - mean) / max(std if math.isfinite(std) else 0.0, floor)

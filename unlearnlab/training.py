@@ -118,7 +118,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batc
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 2048,
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256,
             device: torch.device | str | None = None) -> torch.Tensor:
     """Logits of ``model`` on ``x`` (on the CPU), in eval mode, in large batches."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
