@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from . import bundle
+from .bench import STANDARD_SCENARIOS, bench, leaderboard_markdown
 from .compare import compare, markdown
 from .data import DATASETS, load_dataset
 from .errors import ConfigError, DataError, UnlearnlabError
@@ -79,6 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--methods", required=True, help="comma-separated registry keys")
     c.add_argument("--seeds", type=int, default=5, help="ensemble size (seeds 0..N-1)")
     c.add_argument("--out", type=Path, required=True, help="output folder")
+    b = sub.add_parser("bench", help="every method on the standard scenarios over N seeds: a "
+                       "leaderboard by average gap to the retrained ensemble")
+    b.add_argument("--methods", default=None, help="comma-separated registry keys (default: all)")
+    b.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per scenario")
+    b.add_argument("--out", type=Path, required=True, help="output folder")
+    b.add_argument("--quick", action="store_true", help="quick mode (for CI)")
+    b.add_argument("--data-dir", default=None)
+    b.add_argument("--device", default="auto")
+    b.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     r = sub.add_parser("rescore", help="recompute the forget-set metrics of saved run bundles "
                        "from their per-sample outputs and report differences")
     r.add_argument("path", type=Path, help="a run bundle, or a folder searched for bundles")
@@ -173,6 +183,25 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    methods = None
+    if args.methods is not None:
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        if not methods:
+            raise ConfigError("--methods is empty: name at least one method or leave it out")
+        for name in methods:
+            get_method(name)
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
+    for dataset, _ in STANDARD_SCENARIOS:
+        load_dataset(dataset, args.data_dir)  # every dataset is there before hours of work
+    cfg = RunConfig(quick=args.quick, data_dir=args.data_dir, device=args.device)
+    rows = bench(cfg, methods, args.seeds, args.out)
+    print(leaderboard_markdown(rows, args.seeds, args.quick))
+    print(f"wrote {args.out}/leaderboard.md, leaderboard.csv and one folder per scenario")
+    return 0
+
+
 def cmd_rescore(args) -> int:
     folders = bundle.find(args.path)
     mismatched = 0
@@ -206,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="unlearnlab: %(message)s", stream=sys.stderr)
     try:
         args = build_parser().parse_args(argv)
-        return {"run": cmd_run, "compare": cmd_compare, "rescore": cmd_rescore,
-                "demo": cmd_demo}[args.command](args)
+        return {"run": cmd_run, "compare": cmd_compare, "bench": cmd_bench,
+                "rescore": cmd_rescore, "demo": cmd_demo}[args.command](args)
     except UnlearnlabError as exc:
         if debug:
             raise

@@ -13,7 +13,7 @@ from torch import nn
 
 from .evaluation import guard_flags
 from .experiment import RunConfig, prepare, run_method
-from .metrics import kl_matrix
+from .metrics import GAP_KEYS, avg_gap, kl_matrix, z_score
 from .store import atomic_path, write_json
 
 BASELINES = ("untrained", "trained", "retrained")
@@ -26,7 +26,10 @@ EXTRA_SCENARIOS = {"cmnist": "color:red:7"}
 # Columns of the summary table (test split; the train split is in the CSV).
 SUMMARY = {"test_acc": "all", "retain_test_acc": "retain", "forget_test_acc": "forget",
            "class_rest_test_acc": "rest of class", "other_classes_test_acc": "other classes",
-           "forget_train_acc": "forget (train)", "forget_test_loss": "forget CE"}
+           "forget_train_acc": "forget (train)", "forget_test_loss": "forget CE",
+           "mia_efficacy": "MIA-efficacy", "mia_loss": "MIA-loss", "avg_gap": "avg gap"}
+# Metrics placed in the retrained ensemble's spread as z-scores (``z_<key>`` columns).
+Z_KEYS = (*GAP_KEYS, "mia_entropy", "mia_loss")
 
 
 @dataclass
@@ -77,7 +80,7 @@ def compare(cfg: RunConfig, methods: list[str], seeds: int, out: Path | None = N
         all_models[seed] = models
         histories[seed] = {"trained": base.metas["original"]["history"],
                            "retrained": base.metas["retrained"]["history"]}
-    frame = flag(pd.DataFrame(rows))
+    frame = against_ensemble(flag(pd.DataFrame(rows)))
     comparison = Comparison(frame, records, kls, all_models, histories, cfg)
     if out is not None:
         write_outputs(comparison, Path(out), cfg)
@@ -118,6 +121,33 @@ def flag(rows: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
+def against_ensemble(rows: pd.DataFrame) -> pd.DataFrame:
+    """Judge every method row against the retrained *ensemble*: ``avg_gap`` to the ensemble's
+    means (replacing the per-seed gap of the records) and ``z_<key>`` = (value - retrained
+    mean) / retrained std (ddof 1) for ``Z_KEYS``. Baseline rows get NaN."""
+    rows = rows.copy()
+    retrained = rows[rows["model"] == "retrained"]
+    keys = [k for k in Z_KEYS if k in rows]
+    mean = {k: retrained[k].mean() for k in keys}
+    std = {k: retrained[k].std(ddof=1) if len(retrained) > 1 else 0.0 for k in keys}
+    is_method = ~rows["model"].isin(BASELINES) & ~rows["diverged"]
+    records = rows.to_dict("records")
+    rows["avg_gap"] = [avg_gap(_present(r), mean) if m else np.nan
+                       for r, m in zip(records, is_method, strict=True)]
+    for k in keys:
+        rows[f"z_{k}"] = [z_score(_num(r.get(k)), mean[k], std[k]) if m else np.nan
+                          for r, m in zip(records, is_method, strict=True)]
+    return rows
+
+
+def _num(value):
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _present(row: dict) -> dict:
+    return {k: _num(row.get(k)) for k in GAP_KEYS}
+
+
 def summarize(rows: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds per model, for the summary columns present, plus the gap of
     each mean to the retrained mean (in accuracy points) and the count of each flag."""
@@ -130,6 +160,9 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
     for c in columns:
         table[f"{c}_mean"], table[f"{c}_std"] = mean[c], std[c]
         table[f"{c}_gap"] = mean[c] - mean.loc["retrained", c]
+    for c in (f"z_{k}" for k in ("forget_test_acc", "retain_test_acc", "mia_efficacy")):
+        if c in rows:
+            table[c] = grouped[c].mean().loc[order]
     table["seeds"] = grouped.size().loc[order]
     for name in FLAGS:
         table[name] = grouped[name].sum().loc[order].astype(int)
@@ -140,16 +173,20 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def markdown(table: pd.DataFrame, title: str = "") -> str:
-    """The summary as a markdown table: accuracies in % as mean ± std, losses as mean ± std,
-    with the gap to the retrained mean in points."""
+    """The summary as a markdown table: accuracies, MIA scores and the average gap in % as
+    mean ± std, the loss as mean ± std, the gap of the means to the retrained mean in points,
+    and the mean z-scores within the retrained ensemble's spread."""
     columns = [c for c in SUMMARY if f"{c}_mean" in table]
-    head = ["model", *(SUMMARY[c] for c in columns), "Δ retain", "Δ forget", "seconds", "flags"]
+    zs = [c for c in ("z_retain_test_acc", "z_forget_test_acc", "z_mia_efficacy") if c in table]
+    head = ["model", *(SUMMARY[c] for c in columns), "Δ retain", "Δ forget",
+            *(f"z {SUMMARY[c[2:]] if c[2:] in SUMMARY else c[2:]}" for c in zs), "seconds",
+            "flags"]
     lines = [f"**{title}**", ""] if title else []
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for model, row in table.iterrows():
         cells = [model]
         for c in columns:
-            scale, digits = (1, 3) if c.endswith("loss") else (100, 1)
+            scale, digits = (1, 3) if c.endswith("_test_loss") else (100, 1)
             mean, std = row[f"{c}_mean"], row[f"{c}_std"]
             cells.append("n/a" if pd.isna(mean) else
                          f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}")
@@ -157,6 +194,8 @@ def markdown(table: pd.DataFrame, title: str = "") -> str:
             gap = row.get(f"{c}_gap")
             cells.append("" if model in BASELINES or gap is None or pd.isna(gap)
                          else f"{100 * gap:+.1f}")
+        for c in zs:
+            cells.append("" if pd.isna(row[c]) else f"{row[c]:+.1f}")
         seconds = row.get("seconds")
         cells.append("" if seconds is None or pd.isna(seconds) else f"{seconds:.2f}")
         cells.append(", ".join(f"{name.replace('_', '-')} ×{row[name]}" for name in FLAGS

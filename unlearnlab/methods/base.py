@@ -45,6 +45,9 @@ class UnlearningMethod:
     # Named alternatives (e.g. "thesis": the published hyperparameters). Each preset lists only
     # the keys it changes; an optional "by_dataset" entry refines it per dataset.
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    # The forgetting scenarios the method is meant for: "class" (a whole class) and/or
+    # "feature" (a subset of one class); the leaderboard runs it only there.
+    scenarios: ClassVar[tuple[str, ...]] = ("class", "feature")
 
     def __init__(self, preset: str = "default", dataset: str | None = None, **params):
         if preset != "default" and preset not in self.presets:

@@ -25,6 +25,7 @@ from .base import UnlearningMethod, UnlearnTask
 @register_method
 class Relabel(UnlearningMethod):
     name = "relabel"
+    scenarios = ("class",)  # it teaches the network that the whole class is ``target``
     defaults = {"target": 3, "freeze": ["fc1", "fc2"], "epochs": 1, "lr": 1e-3, "batch_size": 64}
 
     def unlearn(self, model, task: UnlearnTask):
