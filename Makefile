@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED ?= ../shared
 
-.PHONY: venv data test lint demo figures bench-perf clean
+.PHONY: venv data test lint demo figures bench bench-figures bench-perf clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ demo: venv data
 
 figures: venv data
 	$(PY) scripts/make_figures.py
+
+# The leaderboard: every method on the standard scenarios, 5 seeds (about 30 min on 2 cores).
+bench: venv data
+	$(PY) -m unlearnlab bench --seeds 5 --out results/bench
+
+bench-figures: venv
+	$(PY) scripts/make_bench_figures.py results/bench --out assets
 
 bench-perf: venv data
 	$(PY) benchmarks/bench_perf.py

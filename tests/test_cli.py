@@ -175,6 +175,8 @@ ERROR_CASES = {
     "bad_learning_rate": (["--set", "lr=-1"], "lr must be"),
     "missing_data_dir": ([], "does not exist"),
     "no_train_empty_cache": (["--no-train"], "no cached original model"),
+    "unknown_metric": (["--metrics", "mia_efficacy,nope"], "unknown metric 'nope'"),
+    "bad_train_per_class": (["--train-per-class", "0"], "train-per-class must be a positive"),
 }
 
 
@@ -214,6 +216,7 @@ def test_bad_input_is_one_error_line(errors, case):
     # nothing was written: no JSON record, no model cache
     assert not out.exists() and not out.parent.exists()
     assert not (root / "models").exists() or files_under(root / "models") == []
+    assert not (root / "runs").exists()
 
 
 def test_debug_shows_the_traceback(errors):
@@ -223,3 +226,27 @@ def test_debug_shows_the_traceback(errors):
     assert "Traceback (most recent call last)" in proc.stderr
     assert ERROR_CASES[case][1] in proc.stderr
     assert not out.exists()
+
+
+# ------------------------------------------------------------------------ numerical faults
+
+def test_a_diverging_method_exits_3_with_a_flagged_record(runs, tmp_path):
+    """Gradient ascent with an absurd learning rate: the loss turns NaN. The run stops with a
+    clear message and exit 3, and the record is flagged, with no NaN anywhere in it."""
+    out = tmp_path / "diverged.json"
+    proc = cli(*RUN[:4], "--method", "gradient_ascent", "--set", "lr=1e30", "--set",
+               "stop_loss=0", "--quick", "--data-dir", runs["root"], "--json", out,
+               cwd=tmp_path)
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.splitlines()[-1]
+    assert last.startswith("unlearnlab: error: gradient_ascent: the forget loss became nan")
+    assert "lower lr" in last and f"flagged record written to {out}" in last
+
+    def no_nan(token):
+        raise AssertionError(f"non-finite number {token} in the record")
+
+    record = json.loads(out.read_text(), parse_constant=no_nan)
+    assert record["flags"] == ["diverged"] and "nan" in record["error"]
+    assert record["models"]["unlearned"] is None and record["avg_gap"] is None
+    assert record["models"]["retrained"]["retain_test_acc"] > 0.5  # baselines still reported

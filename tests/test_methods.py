@@ -188,3 +188,17 @@ def test_relabel_rejects_invalid_hyperparameters(key, value):
     """Zero epochs would silently return the original; the others crashed inside torch."""
     with pytest.raises(ConfigError, match=rf"relabel.*\b{key}\b"):
         Relabel(**{key: value})
+
+
+def test_defaults_are_refined_by_scenario_then_dataset(monkeypatch):
+    """``dataset_defaults``: kind, then dataset, then "<dataset>:<kind>"; named presets ignore
+    them; explicit parameters win over everything."""
+    monkeypatch.setattr(Relabel, "dataset_defaults", {
+        "feature": {"epochs": 2, "lr": 0.1}, "mnist": {"lr": 0.2, "batch_size": 7},
+        "mnist:feature": {"batch_size": 9}})
+    assert Relabel(dataset="mnist", scenario="feature").params == {
+        **Relabel.defaults, "epochs": 2, "lr": 0.2, "batch_size": 9}
+    assert Relabel(dataset="mnist", scenario="class").params == {
+        **Relabel.defaults, "lr": 0.2, "batch_size": 7}
+    assert Relabel(dataset="fashion_mnist", scenario="feature", lr=0.5).params == {
+        **Relabel.defaults, "epochs": 2, "lr": 0.5}

@@ -15,10 +15,12 @@ from .methods import get_method, list_methods
 from .store import atomic_path
 
 # Class forgetting (seed A's scenario) and the thesis's three feature subsets, with the
-# short names the leaderboard uses.
+# short names the leaderboard uses. Class forgetting runs on the MLP here, not on seed A's CNN:
+# evaluating ~270 models on all 70,000 MNIST images is 20x cheaper with it on a CPU.
 STANDARD_SCENARIOS = (("mnist", "class:6"), ("mnist", "rest:mnist_sevens_with_crossbar"),
                       ("fashion_mnist", "subset:fashion_mnist_heeled_sandals"),
                       ("cmnist", "subset:mnist_sevens_with_crossbar"))
+ARCH = {("mnist", "class:6"): "mlp"}
 SHORT_NAMES = {("mnist", "class:6"): "mnist-six",
                ("mnist", "rest:mnist_sevens_with_crossbar"): "mnist-plain-sevens",
                ("fashion_mnist", "subset:fashion_mnist_heeled_sandals"): "fashion-heeled-sandals",
@@ -44,8 +46,9 @@ def bench(cfg: RunConfig, methods: list[str] | None = None, seeds: int = 5,
         chosen = [m for m in methods if kind in get_method(m).scenarios]
         if not chosen:
             continue
-        comparison = compare(replace(cfg, dataset=dataset, forget=forget, method=chosen[0]),
-                             chosen, seeds, None if out is None else Path(out) / name)
+        scenario = replace(cfg, dataset=dataset, forget=forget, method=chosen[0],
+                           arch=ARCH.get((dataset, forget)))
+        comparison = compare(scenario, chosen, seeds, None if out is None else Path(out) / name)
         rows = comparison.rows[~comparison.rows["model"].isin(BASELINES)]
         rows = rows.rename(columns={"model": "method"})
         rows.insert(0, "scenario", name)
@@ -64,9 +67,10 @@ def leaderboard(rows: pd.DataFrame) -> pd.DataFrame:
     """Per method: average gap (mean over seeds, then over scenarios) overall and per
     scenario, median speed-up and the number of flagged runs; sorted by the overall gap.
     A method that diverged on any run ranks last (its gap there is undefined)."""
-    gap = rows.pivot_table(index="method", columns="scenario", values="avg_gap", aggfunc="mean",
-                           sort=False)
-    table = pd.DataFrame(index=gap.index)
+    methods, scenarios = rows["method"].unique(), rows["scenario"].unique()
+    gap = (rows.groupby(["method", "scenario"])["avg_gap"].mean().unstack()
+           .reindex(index=methods, columns=scenarios))
+    table = pd.DataFrame(index=methods)
     table["avg_gap"] = gap.mean(axis=1)
     for scenario in gap.columns:
         table[scenario] = gap[scenario]

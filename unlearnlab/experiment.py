@@ -86,6 +86,11 @@ class Scenario:
     probe: dict[str, tuple[str, torch.Tensor]]
 
     @property
+    def kind(self) -> str:
+        """The forgetting scenario: "feature" (a subset of a class) or "class"."""
+        return "feature" if self.spec.is_feature else "class"
+
+    @property
     def root(self) -> Path:
         return data_root(self.config.data_dir)
 
@@ -205,13 +210,23 @@ def train_or_load(sc: Scenario, role: str) -> tuple[nn.Module, dict]:
     return model.eval(), meta
 
 
+def method_code_hash() -> str:
+    """sha256 of the methods package and the training loop they share: models unlearned by
+    edited code are never reused, even within one package version."""
+    h = hashlib.sha256()
+    here = Path(__file__).parent
+    for path in sorted([*(here / "methods").glob("*.py"), here / "training.py"]):
+        h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def unlearn_or_load(sc: Scenario, method, original: nn.Module) -> tuple[nn.Module, dict]:
     """Run ``method`` on a copy of ``original``, or load the cached result of the same method,
     hyperparameters and original model."""
     config = {"role": "unlearned", "dataset": sc.dataset.name, "arch": sc.arch,
               "original": sc.model_config("original"), "forget": str(sc.spec),
               "method": method.name, "params": method.params, "seed": sc.config.seed,
-              "version": __version__}
+              "version": __version__, "code": method_code_hash()}
     model = new_model(sc)
     meta = _cached(sc, config, model)
     if meta is not None:
@@ -311,7 +326,8 @@ def run_method(base: Baselines, name: str, params: dict | None = None,
     the run's reproducibility bundle (to ``bundle_dir``, default ``default_bundle_dir``)."""
     sc = base.scenario
     names = select_metrics(sc.config.metrics)
-    method = get_method(name)(preset=preset, dataset=sc.dataset.name, **(params or {}))
+    method = get_method(name)(preset=preset, dataset=sc.dataset.name, scenario=sc.kind,
+                              arch=sc.arch, **(params or {}))
     original, retrained = base.models["original"], base.models["retrained"]
     try:
         unlearned, meta_u = unlearn_or_load(sc, method, original)
@@ -394,7 +410,11 @@ def default_bundle_dir(sc: Scenario, method) -> Path:
 
 def run(cfg: RunConfig) -> RunResult:
     """Train or load the original and retrained models, unlearn, evaluate all three."""
-    get_method(cfg.method)(preset=cfg.preset, dataset=cfg.dataset, **cfg.params)  # fail early
+    spec = parse_forget(cfg.forget)
+    get_method(cfg.method)(preset=cfg.preset, dataset=cfg.dataset,
+                           scenario="feature" if spec.is_feature else "class",
+                           arch=cfg.arch or default_arch(cfg.dataset, spec),
+                           **cfg.params)  # fail early
     return run_method(prepare(cfg), cfg.method, cfg.params, cfg.preset)
 
 

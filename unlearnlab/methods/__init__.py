@@ -24,8 +24,24 @@ def get_method(name: str) -> type[UnlearningMethod]:
     return _METHODS[name]
 
 
-from . import relabel  # noqa: E402,F401  (one explicit import per method registers it)
-
 __all__ = ["UnlearnTask", "UnlearningMethod", "coerce_params", "get_method", "list_methods",
            "parse_set_options", "register_method"]
-from . import gefeu, gemu, gradient_ascent  # noqa: E402,F401  (thesis methods)
+
+# One explicit import per method registers it: seed A's relabel, the thesis's gradient ascent,
+# GEMU and GeFeU, and the field's standard methods.
+from . import (  # noqa: E402,F401
+    bad_teacher,
+    boundary_shrink,
+    finetune,
+    gefeu,
+    gemu,
+    gradient_ascent,
+    l1_sparse,
+    neggrad_plus,
+    random_label,
+    relabel,
+    salun,
+    scrub,
+    ssd,
+    unsir,
+)

@@ -40,7 +40,9 @@ class UnlearningMethod:
 
     name: ClassVar[str]
     defaults: ClassVar[dict[str, Any]] = {}
-    # Per-dataset refinements of ``defaults`` (the lab's tuned values), keyed by dataset name.
+    # Refinements of ``defaults`` (the lab's tuned values), applied from the most general to
+    # the most specific key: the scenario kind ("class" or "feature"), the architecture
+    # (e.g. "mlp"), the dataset name, then "<dataset>:<kind>" (e.g. "mnist:feature").
     dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     # Named alternatives (e.g. "thesis": the published hyperparameters). Each preset lists only
     # the keys it changes; an optional "by_dataset" entry refines it per dataset.
@@ -49,7 +51,8 @@ class UnlearningMethod:
     # "feature" (a subset of one class); the leaderboard runs it only there.
     scenarios: ClassVar[tuple[str, ...]] = ("class", "feature")
 
-    def __init__(self, preset: str = "default", dataset: str | None = None, **params):
+    def __init__(self, preset: str = "default", dataset: str | None = None,
+                 scenario: str | None = None, arch: str | None = None, **params):
         if preset != "default" and preset not in self.presets:
             raise ConfigError(f"method '{self.name}' has no preset '{preset}'; choose one of "
                               f"{', '.join(['default', *sorted(self.presets)])}")
@@ -63,7 +66,9 @@ class UnlearningMethod:
         if preset != "default":
             base = self.defaults  # a named preset starts from the generic defaults
         else:
-            base = {**self.defaults, **self.dataset_defaults.get(dataset, {})}
+            base = dict(self.defaults)
+            for key in (scenario, arch, dataset, f"{dataset}:{scenario}"):
+                base.update(self.dataset_defaults.get(key, {}))
         self.params = {**base, **chosen, **by_dataset.get(dataset, {}), **params}
         _check_ranges(self.name, self.params)
         self.history: list[dict] = []

@@ -27,6 +27,9 @@ class Relabel(UnlearningMethod):
     name = "relabel"
     scenarios = ("class",)  # it teaches the network that the whole class is ``target``
     defaults = {"target": 3, "freeze": ["fc1", "fc2"], "epochs": 1, "lr": 1e-3, "batch_size": 64}
+    # Seed A froze the CNN's two hidden fc layers; the MLP's analogue keeps its hidden layer and
+    # relearns the output layer.
+    dataset_defaults = {"mlp": {"freeze": ["fc1"]}}
 
     def unlearn(self, model, task: UnlearnTask):
         p = self.params

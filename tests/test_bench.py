@@ -1,0 +1,62 @@
+"""``unlearnlab bench --quick`` end to end (integration): every registered method on the
+standard scenarios, the leaderboard it writes, and its ranking rules on a constructed table."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from conftest import REPO, link_real_data
+
+from unlearnlab.bench import STANDARD_SCENARIOS, leaderboard, scenario_name
+from unlearnlab.forget import parse_forget
+from unlearnlab.methods import get_method, list_methods
+
+
+@pytest.fixture(scope="module")
+def quick_bench(real_data, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench")
+    root, out = link_real_data(real_data, tmp / "data"), tmp / "out"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env.pop("UNLEARNLAB_DATA", None)
+    proc = subprocess.run([sys.executable, "-m", "unlearnlab", "bench", "--quick", "--seeds",
+                           "1", "--out", str(out), "--data-dir", str(root)],
+                          env=env, capture_output=True, text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc
+
+
+@pytest.mark.integration
+def test_quick_bench_runs_every_method_where_it_applies(quick_bench):
+    out, proc = quick_bench
+    rows = pd.read_csv(out / "leaderboard.csv")
+    for dataset, forget in STANDARD_SCENARIOS:
+        name = scenario_name(dataset, forget)
+        kind = "feature" if parse_forget(forget).is_feature else "class"
+        expected = {m for m in list_methods() if kind in get_method(m).scenarios}
+        assert set(rows.loc[rows["scenario"] == name, "method"]) == expected, name
+        assert (out / name / "summary.md").is_file()
+    finished = rows[~rows["diverged"]]
+    assert finished["avg_gap"].between(0, 1).all()
+    assert (finished["speedup"] > 0).all()
+    board = (out / "leaderboard.md").read_text()
+    assert board == proc.stdout.split("wrote ")[0].rstrip("\n") + "\n"
+    assert all(f"| {m} |" in board for m in list_methods())
+
+
+def test_leaderboard_ranks_by_gap_and_puts_diverged_methods_last():
+    rows = pd.DataFrame([
+        {"scenario": "a", "method": "good", "seed": 0, "avg_gap": 0.01, "speedup": 5.0},
+        {"scenario": "b", "method": "good", "seed": 0, "avg_gap": 0.03, "speedup": 7.0},
+        {"scenario": "a", "method": "bad", "seed": 0, "avg_gap": 0.20, "speedup": 50.0},
+        {"scenario": "b", "method": "bad", "seed": 0, "avg_gap": 0.10, "speedup": 50.0},
+        {"scenario": "a", "method": "boom", "seed": 0, "avg_gap": None, "speedup": None},
+    ]).assign(collapse=False, over_forgetting=False, diverged=lambda d: d["method"] == "boom")
+    table = leaderboard(rows)
+    assert list(table.index) == ["good", "bad", "boom"]
+    assert table.loc["good", "avg_gap"] == pytest.approx(0.02)
+    assert table.loc["bad", "speedup"] == 50.0
+    assert table.loc["boom", "diverged"] == 1

@@ -1,0 +1,129 @@
+"""Bad Teacher, competent/incompetent teacher distillation (Chundawat et al., AAAI 2023, "Can
+Bad Teaching Induce Forgetting? Unlearning in Deep Networks using an Incompetent Teacher").
+
+Definition, with f the original model (the competent teacher, frozen), b a freshly initialised
+model of the same architecture (the incompetent teacher, frozen), s the student (a copy of f)
+and T the ``temperature``:
+
+1. draw a retain subsample R of round(``retain_fraction`` * |D_r|) samples of D_r without
+   replacement, and form U = D_f + R, each sample flagged forget (l=1) or retain (l=0);
+2. teacher targets, computed once: p_i = softmax(b(x_i) / T) if l_i = 1 else
+   softmax(f(x_i) / T);
+3. train s for ``epochs`` shuffled epochs of U in mixed batches of ``batch_size`` with Adam
+   (``lr``) on L = mean_i KL(p_i || softmax(s(x_i) / T)).
+
+The incompetent teacher is ``copy.deepcopy`` of the model with ``reset_parameters()`` called on
+every sub-module that has one, under ``torch.manual_seed(task.seed)`` (the global random state
+is restored afterwards). Everything random (b, R, the shuffles) comes from ``task.seed``.
+
+Lab notes and deviations from the reference code (vikram2000b/bad-teaching-unlearning):
+
+- the student is trained by ``training.fit`` on the soft targets p_i, with its logits divided
+  by T; cross-entropy against a fixed p_i differs from KL(p_i || q_i) only by the constant
+  entropy H(p_i), so the gradients are the KL's. ``history`` reports both (``loss`` = CE,
+  ``kl`` = CE - mean H(p));
+- the KL is the per-sample sum over classes averaged over the batch ("batchmean"); the
+  reference used PyTorch's default "mean" reduction, which also divides by the number of
+  classes (a 10x smaller step at the same lr). No T^2 factor, as in the reference;
+- the teachers' outputs are computed once in eval mode instead of per batch (the teachers are
+  frozen, so the targets are the same);
+- the reference sampled 30 % of D_r; here the fraction is ``retain_fraction``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, DivergenceError
+from ..training import fit, predict
+from . import register_method
+from .base import UnlearningMethod, UnlearnTask
+from .noise_generator import Timer
+
+
+class _Tempered(nn.Module):
+    """Wraps a model so that its logits are divided by the distillation temperature."""
+
+    def __init__(self, model: nn.Module, temperature: float):
+        super().__init__()
+        self.model, self.temperature = model, temperature
+
+    def forward(self, x):
+        return self.model(x) / self.temperature
+
+
+def incompetent_teacher(model: nn.Module, seed: int) -> nn.Module:
+    """A copy of ``model`` with every sub-module that has ``reset_parameters`` re-initialised,
+    seeded with ``seed`` (the caller's global random state is left as it was)."""
+    teacher = copy.deepcopy(model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for module in teacher.modules():
+            if callable(getattr(module, "reset_parameters", None)):
+                module.reset_parameters()
+    return teacher.eval()
+
+
+@register_method
+class BadTeacher(UnlearningMethod):
+    name = "bad_teacher"
+    # Lab defaults: a 5 % retain sample (the reference's 30 % costs 3x the time for the same
+    # retain accuracy here) and lr 1e-3 (the reference's 1e-4 leaves the class at 26 %).
+    defaults = {"epochs": 1, "lr": 1e-3, "batch_size": 256, "temperature": 1.0,
+                "retain_fraction": 0.05}
+    dataset_defaults = {
+        # mnist class:6 (CNN), seed 0: forget test 0.1 % (retrained 0.0), retain test 98.3 %
+        # (retrained 98.7), 2.0 s (retraining 36.9 s). lr 1e-4 with 30 % retain: 25.6 / 98.4
+        # (47 s under CPU contention); lr 5e-4 with 10 %: 7.5 / 98.6.
+        # mnist rest:mnist_sevens_with_crossbar (MLP), seed 0, same values: forget test 7.4 %
+        # (retrained 83.2), retain test 94.5 % (retrained 98.2), 0.3 s (retraining 35.5 s)
+        # (over-forgets; untuned for subsets).
+        "mnist": {"lr": 1e-3, "retain_fraction": 0.05},
+    }
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        p = self.params  # epochs, batch_size and lr are checked by the base class
+        if not (isinstance(p["temperature"], int | float) and math.isfinite(p["temperature"])
+                and p["temperature"] > 0):
+            raise ConfigError(f"{self.name}: temperature must be a positive number, got "
+                              f"{p['temperature']}")
+        if not (isinstance(p["retain_fraction"], int | float)
+                and 0 <= p["retain_fraction"] <= 1):
+            raise ConfigError(f"{self.name}: retain_fraction must be in [0, 1], got "
+                              f"{p['retain_fraction']}; e.g. --set retain_fraction=0.3")
+
+    def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
+        p = self.params
+        if len(task.forget_y) == 0:
+            raise ConfigError(f"{self.name}: the forget set is empty; nothing to unlearn")
+        self.history, self.timings = [], {}
+        device = task.device
+        gen = torch.Generator().manual_seed(task.seed)
+        with Timer(self.timings, "targets"):
+            bad = incompetent_teacher(model, task.seed).to(device)
+            k = round(p["retain_fraction"] * len(task.retain_y))
+            rows = torch.randperm(len(task.retain_y), generator=gen)[:k]
+            retain_x = task.retain_x[rows]
+            t = p["temperature"]
+            # N x C teacher probabilities: the incompetent teacher on D_f, the original on R
+            targets = torch.cat([
+                torch.softmax(predict(bad, task.forget_x, device=device) / t, 1),
+                torch.softmax(predict(model, retain_x, device=device) / t, 1)])
+            x = torch.cat([task.forget_x, retain_x])
+            entropy = -(targets * targets.clamp_min(1e-12).log()).sum(1).mean().item()
+        with Timer(self.timings, "distill"):
+            student = self.copy_model(model).to(device)
+            tempered = _Tempered(student, t)
+            history = fit(tempered, x, targets, epochs=p["epochs"], batch_size=p["batch_size"],
+                          lr=p["lr"], seed=gen, device=device, desc=self.name)
+        self.history = [{**entry, "kl": entry["loss"] - entropy, "samples": len(x)}
+                        for entry in history]
+        if not all(torch.isfinite(q).all() for q in student.parameters()):
+            raise DivergenceError(f"{self.name}: a weight became non-finite; lower lr (now "
+                                  f"{p['lr']})")
+        return student.eval()

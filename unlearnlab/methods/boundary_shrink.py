@@ -1,0 +1,110 @@
+"""Boundary Shrink (Chen et al., CVPR 2023, "Boundary Unlearning: Rapid Forgetting of Deep
+Networks via Shifting the Decision Space"; maintained re-implementation: SalUn's
+``unlearn/boundary_sh.py``).
+
+Definition, with f_0 the original model (frozen, eval mode) and D_f the forget samples:
+
+1. neighbour search: for each (x, y) in D_f take one FGSM step of size ``bound`` (L-inf) that
+   increases f_0's loss, x' = clip(x + ``bound`` * sign(grad_x CE(f_0(x), y)), 0, 1);
+2. relabel: y' = argmax f_0(x'), the nearest wrong class; if the attack did not leave the true
+   class (y' = y), y' = the runner-up class of f_0(x') (the highest logit other than y), so no
+   sample keeps its own label;
+3. shrink: fine-tune a copy of f_0 on {(x, y')} (the clean forget samples with the neighbour
+   labels) with ``training.fit`` (Adam ``lr``, shuffled batches of ``batch_size``,
+   ``epochs`` epochs, shuffles seeded with ``task.seed``). No retain data is used.
+
+The labels ``self.labels`` are kept for inspection.
+
+Lab notes and deviations:
+
+- the attacked labels are computed once, before fine-tuning, on the frozen original (the
+  reference recomputed them per batch on the same frozen copy, which gives the same labels);
+- the runner-up rule is new: the reference kept an unsuccessful attack's label, i.e. trained
+  the sample towards its own class;
+- Adam instead of SGD with momentum (the lab's optimiser); the pixel range is [0, 1], so the
+  adversarial images are clipped there.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, DivergenceError
+from ..training import fit
+from . import register_method
+from .base import UnlearningMethod, UnlearnTask
+from .noise_generator import Timer
+
+
+def neighbour_labels(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bound: float,
+                     device: torch.device, batch_size: int = 1024) -> torch.Tensor:
+    """The class one FGSM step of size ``bound`` pushes each sample into, never its own label
+    (the runner-up class instead). ``model`` is used in eval mode and left unchanged."""
+    was_training = model.training
+    flags = [q.requires_grad for q in model.parameters()]
+    for q in model.parameters():
+        q.requires_grad_(False)
+    model.eval()
+    labels = []
+    try:
+        for start in range(0, len(y), batch_size):
+            xb = x[start:start + batch_size].to(device).requires_grad_(True)
+            yb = y[start:start + batch_size].to(device)
+            (grad,) = torch.autograd.grad(nn.functional.cross_entropy(model(xb), yb), xb)
+            with torch.no_grad():
+                adv = (xb + bound * grad.sign()).clamp(0, 1)
+                logits = model(adv)
+                logits[torch.arange(len(yb)), yb] = -math.inf  # the best class other than y
+                labels.append(logits.argmax(1).cpu())
+    finally:
+        for q, flag in zip(model.parameters(), flags, strict=True):
+            q.requires_grad_(flag)
+        model.train(was_training)
+    return torch.cat(labels) if labels else y.clone()
+
+
+@register_method
+class BoundaryShrink(UnlearningMethod):
+    name = "boundary_shrink"
+    defaults = {"bound": 0.1, "epochs": 1, "lr": 1e-4, "batch_size": 64}
+    dataset_defaults = {
+        # mnist class:6 (CNN), seed 0: forget test 0.5 % (retrained 0.0), retain test 97.2 %
+        # (retrained 98.7), 6.2 s (36 s under heavy CPU contention; retraining 36.9 s). Batch 256,
+        # lr 3e-4: 0.0 / 95.6; batch 128 or 256 at lr 1e-4: 22.5 / 97.4 and 85.2 / 98.2.
+        # mnist rest:mnist_sevens_with_crossbar (MLP), seed 0, same values: forget test 7.8 %
+        # (retrained 83.2), retain test 96.7 % (retrained 98.2), 0.3 s (retraining 35.5 s)
+        # (over-forgets: every forget sample is pushed across the boundary; untuned for
+        # subsets).
+        "mnist": {"lr": 1e-4, "batch_size": 64},
+    }
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        p = self.params  # epochs, batch_size and lr are checked by the base class
+        if not (isinstance(p["bound"], int | float) and math.isfinite(p["bound"])
+                and p["bound"] > 0):
+            raise ConfigError(f"{self.name}: bound must be a positive number, got {p['bound']}; "
+                              "e.g. --set bound=0.1")
+
+    def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
+        p = self.params
+        if len(task.forget_y) == 0:
+            raise ConfigError(f"{self.name}: the forget set is empty; nothing to unlearn")
+        if task.num_classes < 2:
+            raise ConfigError(f"{self.name}: needs at least 2 classes, got {task.num_classes}")
+        self.history, self.timings = [], {}
+        net = self.copy_model(model).to(task.device)
+        with Timer(self.timings, "attack"):
+            self.labels = neighbour_labels(net, task.forget_x, task.forget_y, p["bound"],
+                                           task.device)
+        with Timer(self.timings, "shrink"):
+            self.history = fit(net, task.forget_x, self.labels, epochs=p["epochs"],
+                               batch_size=p["batch_size"], lr=p["lr"], seed=task.seed,
+                               device=task.device, desc=self.name)
+        if not all(torch.isfinite(q).all() for q in net.parameters()):
+            raise DivergenceError(f"{self.name}: a weight became non-finite; lower lr (now "
+                                  f"{p['lr']})")
+        return net.eval()

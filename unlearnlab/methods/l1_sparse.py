@@ -1,0 +1,120 @@
+"""l1-sparse unlearning, fine-tuning with a decaying l1 penalty (Jia et al., NeurIPS 2023,
+"Model Sparsity Can Simplify Machine Unlearning"; reference code OPTML-Group/Unlearn-Sparse,
+``unlearn/FT.py`` with ``FT_l1``).
+
+Definition: copy the model and fine-tune all its parameters on the retain set with Adam
+(``lr``), in shuffled batches of ``batch_size``, for ``epochs`` epochs, minimising
+
+    L_t = mean_batch CE(f_theta(x), y) + alpha_t * ||theta||_1,
+    alpha_t = ``alpha`` * (1 - t / S),  t = 0, 1, ..., S - 1,
+
+with S the total number of optimiser steps, so the penalty decays linearly towards 0 and the
+last steps are (almost) plain fine-tuning. ||theta||_1 sums |theta| over every parameter
+(weights and biases). The retain set is all of D_r, or a uniform subsample of
+round(``retain_fraction`` * |D_r|) samples drawn once (without replacement) from ``task.seed``,
+which also seeds the shuffles.
+
+Lab notes and deviations from the reference code:
+
+- Adam instead of SGD with momentum (the lab's optimiser everywhere); with ``alpha`` = 0 the
+  method is exactly plain fine-tuning with ``training.fit`` (same shuffles, same weights);
+- alpha decays per step rather than per epoch (the reference used
+  alpha * (1 - epoch / epochs), constant within an epoch; with a single epoch that would be a
+  constant penalty, never decaying);
+- ``retain_fraction`` is new: the lab's retraining takes only 3-10 epochs, so a full retain
+  epoch is already a large share of its cost;
+- the "prune first" variant of the paper (one-shot magnitude pruning before unlearning) is not
+  included; this is the paper's l1-sparse fine-tuning ("FT_l1").
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, DivergenceError
+from . import register_method
+from .base import UnlearningMethod, UnlearnTask
+from .noise_generator import Timer
+
+
+@register_method
+class L1Sparse(UnlearningMethod):
+    name = "l1_sparse"
+    # Lab defaults: one epoch over a 20 % retain sample (about 1/15 of a CNN retraining).
+    defaults = {"epochs": 1, "lr": 1e-3, "batch_size": 128, "alpha": 2e-3,
+                "retain_fraction": 0.2}
+    dataset_defaults = {
+        # mnist class:6 (CNN), seed 0: forget test 0.0 % (retrained 0.0), retain test 98.2 %
+        # (retrained 98.7), 2.4 s (retraining 36.9 s). alpha 0 (plain fine-tuning): 82.0 /
+        # 98.9; alpha 5e-4: 39.4 / 98.4; alpha 5e-3 on 10 % of D_r: 41.0 / 99.0.
+        # mnist rest:mnist_sevens_with_crossbar (MLP), seed 0, same values: forget test 94.3 %
+        # (retrained 83.2), retain test 97.9 % (retrained 98.2), 4.4 s (retraining 35.5 s)
+        # (under-forgets).
+        "mnist": {"alpha": 2e-3, "retain_fraction": 0.2},
+    }
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        p = self.params  # epochs, batch_size and lr are checked by the base class
+        if not (isinstance(p["alpha"], int | float) and math.isfinite(p["alpha"])
+                and p["alpha"] >= 0):
+            raise ConfigError(f"{self.name}: alpha must be a number >= 0, got {p['alpha']}")
+        if not (isinstance(p["retain_fraction"], int | float)
+                and 0 < p["retain_fraction"] <= 1):
+            raise ConfigError(f"{self.name}: retain_fraction must be in (0, 1], got "
+                              f"{p['retain_fraction']}; e.g. --set retain_fraction=0.25")
+
+    def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
+        p = self.params
+        self.history, self.timings = [], {}
+        device = task.device
+        gen = torch.Generator().manual_seed(task.seed)
+        x, y = task.retain_x, task.retain_y
+        if p["retain_fraction"] < 1:
+            rows = torch.randperm(len(y), generator=gen)[:round(p["retain_fraction"] * len(y))]
+            x, y = x[rows], y[rows]
+        n = len(y)
+        if n == 0:
+            raise ConfigError(f"{self.name}: the retain sample is empty; raise retain_fraction")
+        net = self.copy_model(model).to(device)
+        params = [q for q in net.parameters() if q.requires_grad]
+        optimizer = torch.optim.Adam(params, lr=p["lr"])
+        x, y = x.to(device), y.to(device)
+        steps = p["epochs"] * math.ceil(n / p["batch_size"])
+        step = 0
+        with Timer(self.timings, "finetune"):
+            for epoch in range(1, p["epochs"] + 1):
+                net.train()
+                # the same random stream and batches as training.fit
+                order = torch.randperm(n, generator=gen).to(device)
+                sums = torch.zeros(3, device=device)  # CE * n, l1 penalty * n, correct
+                for start in range(0, n, p["batch_size"]):
+                    idx = order[start:start + p["batch_size"]]
+                    logits = net(x[idx])
+                    ce = nn.functional.cross_entropy(logits, y[idx])
+                    alpha = p["alpha"] * (1 - step / steps)
+                    loss = ce
+                    if alpha > 0:
+                        penalty = alpha * sum(q.abs().sum() for q in params)
+                        loss = ce + penalty
+                        sums[1] += penalty.detach() * len(idx)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    step += 1
+                    sums[0] += ce.detach() * len(idx)
+                    sums[2] += (logits.detach().argmax(1) == y[idx]).sum()
+                ce_mean, penalty_mean, correct = sums.tolist()
+                if not math.isfinite(ce_mean + penalty_mean):
+                    raise DivergenceError(f"{self.name}: the loss became non-finite in epoch "
+                                          f"{epoch}; lower lr (now {p['lr']}) or alpha")
+                self.history.append({"epoch": epoch, "loss": ce_mean / n,
+                                     "l1_penalty": penalty_mean / n, "acc": correct / n,
+                                     "alpha_end": p["alpha"] * (1 - step / steps)})
+        if not all(torch.isfinite(q).all() for q in net.parameters()):
+            raise DivergenceError(f"{self.name}: a weight became non-finite; lower lr (now "
+                                  f"{p['lr']})")
+        return net.eval()

@@ -1,0 +1,143 @@
+"""UNSIR, error-maximising noise tensors (Tarun et al., IEEE TNNLS 2023, "Fast Yet Effective
+Machine Unlearning"; reference notebook vikram2000b/Fast-Machine-Unlearning).
+
+Definition, with f the model and K the forgotten classes (the unique values of
+``task.forget_y``; for feature / sub-class forgetting that is the class the forget samples
+belong to, as in SSD's sub-class UNSIR):
+
+1. noise: for each k in K learn a raw-pixel tensor N_k of shape ``noise_batch`` x C x H x W
+   (initialised N(0, 1)), f frozen in eval mode, with ``noise_steps`` Adam (``noise_lr``)
+   steps on  L_k = -CE(f(N_k), k) + ``lam`` * mean_i ||N_k,i||^2  (the squared L2 norm of
+   each noise image, averaged over the tensor): the noise maximises f's error on ITS OWN
+   class;
+2. impair: one shuffled epoch of Adam (``impair_lr``, batch ``impair_batch``) on CE over all
+   parameters of f, on ``noise_copies`` copies of every N_k, each labelled k, plus a retain
+   subsample R of round(``retain_fraction`` * |D_r|) samples drawn without replacement;
+3. repair: one shuffled epoch of Adam (``repair_lr``, batch ``repair_batch``) on CE over R.
+
+Everything random (noise initialisation, R, shuffles) comes from ``task.seed``. Phases are
+timed as ``noise``, ``impair`` and ``repair``. Unlike GEMU (``gemu``, the thesis's
+generator-based variant) there is no generator: the noise images themselves are optimised, and
+the impair phase reuses the same images (copied) rather than fresh samples.
+
+Lab notes and deviations from the reference notebook:
+
+- bug fixed: the notebook's impair loader labels the noise of EVERY forgotten class with the
+  constant 0 (``noisy_data.append((noise, torch.tensor(0)))``), which is only right when the
+  forgotten class is 0; here N_k is labelled with its own class k;
+- the notebook's retain subset was a fixed 1,000 samples per retained class; here it is a
+  uniform fraction of D_r (for feature forgetting D_r also holds the forgotten class's other
+  samples, which the repair needs);
+- the notebook drew one noise tensor per class and iterated it for 5 epochs of a single
+  batch; ``noise_steps`` counts those steps directly. The noise is not clipped to the pixel
+  range, as in the notebook.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, DivergenceError
+from . import register_method
+from .base import UnlearningMethod, UnlearnTask
+from .noise_generator import Timer, train_epoch
+
+
+@register_method
+class UNSIR(UnlearningMethod):
+    name = "unsir"
+    # Reference notebook: noise lr 0.1, 5 steps, lam 0.1, impair lr 0.02, repair lr 0.01.
+    # Lab defaults: the notebook's noise phase, 5 copies instead of 20, a 10 % retain sample and
+    # Adam rates 4-10x lower than the notebook's (its 0.02 / 0.01 cost 3 retain points).
+    defaults = {"noise_steps": 5, "noise_lr": 0.1, "noise_batch": 256, "lam": 0.1,
+                "noise_copies": 5, "retain_fraction": 0.1, "impair_lr": 5e-3,
+                "repair_lr": 1e-3, "impair_batch": 256, "repair_batch": 256}
+    dataset_defaults = {
+        # mnist class:6 (CNN), seed 0: forget test 0.0 % (retrained 0.0), retain test 98.5 %
+        # (retrained 98.7), 2.4 s (retraining 36.9 s). Notebook rates (impair 0.02, repair
+        # 0.01): forget 0.0, retain 95.8.
+        # mnist rest:mnist_sevens_with_crossbar (MLP), seed 0, same values: forget test 89.1 %
+        # (retrained 83.2), retain test 96.8 % (retrained 98.2), 0.3 s (retraining 35.5 s).
+        "mnist": {"impair_lr": 5e-3, "repair_lr": 1e-3},
+    }
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        p = self.params  # *_lr and *_batch are checked by the base class
+        for key in ("noise_steps", "noise_copies"):
+            if not (isinstance(p[key], int) and p[key] >= 1):
+                raise ConfigError(f"{self.name}: {key} must be an integer >= 1, got {p[key]}")
+        if not (isinstance(p["lam"], int | float) and math.isfinite(p["lam"]) and p["lam"] >= 0):
+            raise ConfigError(f"{self.name}: lam must be a number >= 0, got {p['lam']}")
+        if not (isinstance(p["retain_fraction"], int | float)
+                and 0 < p["retain_fraction"] <= 1):
+            raise ConfigError(f"{self.name}: retain_fraction must be in (0, 1], got "
+                              f"{p['retain_fraction']}; e.g. --set retain_fraction=0.2")
+
+    def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
+        p = self.params
+        if len(task.forget_y) == 0:
+            raise ConfigError(f"{self.name}: the forget set is empty; nothing to unlearn")
+        self.history, self.timings = [], {}
+        device = task.device
+        net = self.copy_model(model).to(device)
+        gen = torch.Generator().manual_seed(task.seed)
+        classes = torch.unique(task.forget_y).tolist()
+        with Timer(self.timings, "noise"):
+            # {class k: its noise tensor N_k}, kept for inspection (tests, notebooks)
+            self.noise = {k: self._maximise_noise(net, k, gen, task) for k in classes}
+        with Timer(self.timings, "impair"):
+            noise_x = torch.cat([n.repeat(p["noise_copies"], *([1] * (n.dim() - 1)))
+                                 for n in self.noise.values()])
+            noise_y = torch.cat([torch.full((p["noise_copies"] * len(n),), k,
+                                            dtype=task.forget_y.dtype)
+                                 for k, n in self.noise.items()])
+            n_retain = round(p["retain_fraction"] * len(task.retain_y))
+            rows = torch.randperm(len(task.retain_y), generator=gen)[:n_retain]
+            retain_x, retain_y = task.retain_x[rows], task.retain_y[rows]
+            x = torch.cat([noise_x.to(retain_x.dtype), retain_x])
+            y = torch.cat([noise_y, retain_y])
+            self.history.append(train_epoch(net, x, y, lr=p["impair_lr"],
+                                            batch_size=p["impair_batch"], gen=gen,
+                                            device=device, desc=f"{self.name} impair"))
+        with Timer(self.timings, "repair"):
+            if n_retain > 0:
+                self.history.append(train_epoch(net, retain_x, retain_y, lr=p["repair_lr"],
+                                                batch_size=p["repair_batch"], gen=gen,
+                                                device=device, desc=f"{self.name} repair"))
+        return net.eval()
+
+    def _maximise_noise(self, net: nn.Module, label: int, gen: torch.Generator,
+                        task: UnlearnTask) -> torch.Tensor:
+        """Phase 1 for one class: a ``noise_batch`` x C x H x W tensor maximising the frozen
+        ``net``'s error on ``label`` (the weights of ``net`` are untouched)."""
+        p = self.params
+        shape = (p["noise_batch"], *task.forget_x.shape[1:])
+        noise = torch.randn(shape, generator=gen).to(task.device).requires_grad_(True)
+        target = torch.full((p["noise_batch"],), label, dtype=torch.long, device=task.device)
+        optimizer = torch.optim.Adam([noise], lr=p["noise_lr"])
+        flags = [q.requires_grad for q in net.parameters()]
+        for q in net.parameters():
+            q.requires_grad_(False)
+        net.eval()
+        try:
+            for _ in range(p["noise_steps"]):
+                ce = nn.functional.cross_entropy(net(noise), target)
+                reg = noise.pow(2).flatten(1).sum(1).mean()
+                loss = -ce + p["lam"] * reg
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        finally:
+            for q, flag in zip(net.parameters(), flags, strict=True):
+                q.requires_grad_(flag)
+        loss = loss.item()
+        if not math.isfinite(loss):
+            raise DivergenceError(f"{self.name} noise: the noise loss became {loss} for class "
+                                  f"{label}; lower noise_lr or raise lam")
+        self.history.append({"phase": f"{self.name} noise", "class": label,
+                             "loss": loss, "ce": ce.item(), "reg": reg.item()})
+        return noise.detach().cpu()
