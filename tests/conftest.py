@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -130,3 +131,18 @@ def shared_isolated_root(real_data, tmp_path_factory) -> Path:
     """One isolated root for the whole session: read-only data tests share it, so each
     dataset is decoded once per session (the loader caches per root)."""
     return link_real_data(real_data, tmp_path_factory.mktemp("shared") / "data")
+
+
+@pytest.fixture(scope="session")
+def quick_bench(real_data, tmp_path_factory) -> dict:
+    """``unlearnlab bench --quick --seeds 1`` (every method, the standard scenarios) run once
+    per session in its own data root: {"out": folder, "root": data root, "proc": process}."""
+    tmp = tmp_path_factory.mktemp("bench")
+    root, out = link_real_data(real_data, tmp / "data"), tmp / "out"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env.pop("UNLEARNLAB_DATA", None)
+    proc = subprocess.run([sys.executable, "-m", "unlearnlab", "bench", "--quick", "--seeds",
+                           "1", "--out", str(out), "--data-dir", str(root)],
+                          env=env, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {"out": out, "root": root, "proc": proc}

@@ -3,35 +3,17 @@ standard scenarios, the leaderboard it writes, and its ranking rules on a constr
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pandas as pd
 import pytest
-from conftest import REPO, link_real_data
 
 from unlearnlab.bench import STANDARD_SCENARIOS, leaderboard, scenario_name
 from unlearnlab.forget import parse_forget
 from unlearnlab.methods import get_method, list_methods
 
 
-@pytest.fixture(scope="module")
-def quick_bench(real_data, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("bench")
-    root, out = link_real_data(real_data, tmp / "data"), tmp / "out"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    env.pop("UNLEARNLAB_DATA", None)
-    proc = subprocess.run([sys.executable, "-m", "unlearnlab", "bench", "--quick", "--seeds",
-                           "1", "--out", str(out), "--data-dir", str(root)],
-                          env=env, capture_output=True, text=True, timeout=1500)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out, proc
-
-
 @pytest.mark.integration
 def test_quick_bench_runs_every_method_where_it_applies(quick_bench):
-    out, proc = quick_bench
+    out, proc = quick_bench["out"], quick_bench["proc"]
     rows = pd.read_csv(out / "leaderboard.csv")
     for dataset, forget in STANDARD_SCENARIOS:
         name = scenario_name(dataset, forget)

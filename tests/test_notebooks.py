@@ -1,6 +1,7 @@
 """The root notebooks: thin (no definitions in code cells), switches in the first code cell,
 committed without outputs, and ``project_main.ipynb`` and the four netcomp notebooks run
-headless in quick mode on the real data, with a throw-away model cache."""
+headless in quick mode on the real data, with a throw-away model cache; ``graphics.ipynb`` runs
+against a bench folder made in the test."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(REPO.glob("*.ipynb"))
 EXECUTED = ["project_main.ipynb"]
 SWITCHES = {"USED_DATASET", "ALLREADY_TRAINED"}
+# graphics.ipynb draws a saved bench folder: it trains nothing, so its switch is the folder.
+GRAPHICS = "graphics.ipynb"
+NOTEBOOK_SWITCHES = {GRAPHICS: {"BENCH_DIR"}}
 # The ensemble notebooks of the thesis and the method each one studies (None: baselines only).
 NETCOMP = {"netcomp_compare.ipynb": None, "netcomp_SimpleAscent.ipynb": "gradient_ascent",
            "netcomp_GEMU.ipynb": "gemu", "netcomp_GeFeU.ipynb": "gefeu"}
@@ -57,7 +61,7 @@ def test_first_code_cell_holds_the_switches(path):
     assert cells, f"{path.name} has no code cell"
     assigned = {target.id for node in ast.walk(_parse(cells[0])) if isinstance(node, ast.Assign)
                 for target in node.targets if isinstance(target, ast.Name)}
-    missing = SWITCHES - assigned
+    missing = NOTEBOOK_SWITCHES.get(path.name, SWITCHES) - assigned
     assert not missing, f"{path.name}: the first code cell must set {', '.join(sorted(missing))}"
 
 
@@ -69,7 +73,7 @@ def test_committed_without_outputs(path):
     assert not dirty, f"{path.name}: strip the outputs of code cells {dirty}"
 
 
-@pytest.mark.parametrize("name", ["project_main.ipynb", *NETCOMP])
+@pytest.mark.parametrize("name", ["project_main.ipynb", *NETCOMP, GRAPHICS])
 def test_notebook_has_no_loops(name):
     loops = [i for i, source in enumerate(_code_cells(REPO / name))
              if any(isinstance(node, ast.For | ast.While | ast.AsyncFor | ast.comprehension)
@@ -98,10 +102,16 @@ def test_method_notebook_names_its_method_once(name):
 
 def _execute(name: str, root: Path, monkeypatch) -> None:
     """Run the notebook in quick mode on the data root ``root``; fail on any error output."""
-    from nbclient import NotebookClient
-
     monkeypatch.setenv("UNLEARNLAB_QUICK", "1")
     monkeypatch.setenv("UNLEARNLAB_DATA", str(root))
+    _run_notebook(name)
+    assert any((root / "models").rglob("*.pt")), "the run cached no model"
+
+
+def _run_notebook(name: str) -> None:
+    """Execute the notebook headless in the repository root; fail on any error output."""
+    from nbclient import NotebookClient
+
     nb = nbformat.read(REPO / name, as_version=4)
     client = NotebookClient(nb, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(REPO)}})
@@ -109,7 +119,6 @@ def _execute(name: str, root: Path, monkeypatch) -> None:
     errors = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
               if out.output_type == "error"]
     assert not errors
-    assert any((root / "models").rglob("*.pt")), "the run cached no model"
 
 
 @pytest.mark.notebook
@@ -132,3 +141,11 @@ def test_netcomp_notebook_runs_in_quick_mode(name, isolated_root, monkeypatch):
     if method is not None and method not in list_methods():
         skip_or_fail(f"{name}: method '{method}' is not registered in unlearnlab.methods")
     _execute(name, isolated_root, monkeypatch)
+
+
+@pytest.mark.notebook
+def test_graphics_notebook_draws_a_saved_bench(quick_bench, monkeypatch):
+    """``graphics.ipynb`` against the folder ``unlearnlab bench --quick`` wrote (the session's
+    ``quick_bench``), named by ``UNLEARNLAB_BENCH_DIR``."""
+    monkeypatch.setenv("UNLEARNLAB_BENCH_DIR", str(quick_bench["out"]))
+    _run_notebook(GRAPHICS)
