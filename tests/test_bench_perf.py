@@ -1,0 +1,31 @@
+"""The performance benchmark runs end to end on the real data (two steps, one repeat): it
+prints its table and writes JSON with every ratio. No timing is asserted (machines are noisy)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+pytestmark = pytest.mark.integration
+
+
+def test_bench_perf_smoke(shared_isolated_root, tmp_path):
+    out = tmp_path / "perf.json"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_perf.py"),
+                           "--data-dir", str(shared_isolated_root), "--steps", "2",
+                           "--repeats", "1", "--eval-images", "300", "--out", str(out)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(out.read_text())["training_throughput"]
+    assert [r["arch"] for r in rows] == ["cnn", "mlp", "convnet"]
+    for row in rows:
+        for key in ("ratio_vs_loader_w0", "ratio_vs_loader_w2", "ratio_vs_loader_seed",
+                    "eval_ratio", "peak_rss_mb_so_far"):
+            assert row[key] > 0, key
+    assert "seed set-up" in proc.stdout and "evaluation of 300 training images" in proc.stdout
