@@ -102,13 +102,17 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated method keys (default {','.join(METHODS)})")
     parser.add_argument("--datasets", default=",".join(THESIS_SCENARIOS),
                         help=f"comma-separated datasets (default {','.join(THESIS_SCENARIOS)})")
+    parser.add_argument("--presets", default="default,thesis",
+                        help="comma-separated presets; figures are drawn for the first, the "
+                        "others add a summary table each (default: default,thesis)")
     parser.add_argument("--results", type=Path, default=None,
                         help="also write each dataset's records, CSV and KL to DIR/<dataset>")
     args = parser.parse_args(argv)
     methods = [m for m in args.methods.split(",") if m]
+    presets = [p for p in args.presets.split(",") if p]
     datasets = [d for d in args.datasets.split(",") if d]
     unknown = [d for d in datasets if d not in THESIS_SCENARIOS]
-    if args.seeds < 1 or not methods or unknown:
+    if args.seeds < 1 or not methods or not presets or unknown:
         parser.error(f"need --seeds >= 1, at least one method and datasets among "
                      f"{', '.join(THESIS_SCENARIOS)}" + (f" (got {', '.join(unknown)})"
                                                         if unknown else ""))
@@ -120,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg = RunConfig(dataset=dataset, forget=forget, quick=args.quick,
                             data_dir=args.data_dir)
             results = args.results / dataset if args.results is not None else None
-            cmp = compare(cfg, methods, args.seeds, out=results)
+            cmp = compare(cfg, methods, args.seeds, out=results, preset=presets[0])
             paths, best = make_dataset_figures(dataset, cmp, args.out)
             title = f"{dataset} · forget {forget} · {args.seeds} seeds"
             figures = "\n".join(f"![{p.stem}]({p.name})" for p in paths)
@@ -130,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
                       f"No confusion figure: every run of {candidates} diverged.")
             sections += [f"## {dataset}", "", markdown(cmp.summary(), title), choice, "",
                          figures, ""]
+            for preset in presets[1:]:
+                other = compare(cfg, methods, args.seeds, preset=preset,
+                                out=None if results is None else results / preset)
+                sections += [markdown(other.summary(), f"{title} · `{preset}` preset"), ""]
     except UnlearnlabError as exc:
         print(f"make_thesis_figures: error: {exc}", file=sys.stderr)
         return 2
