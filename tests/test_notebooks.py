@@ -6,6 +6,7 @@ against a bench folder made in the test."""
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import nbformat
@@ -22,6 +23,8 @@ NOTEBOOK_SWITCHES = {GRAPHICS: {"BENCH_DIR"}}
 # The ensemble notebooks of the thesis and the method each one studies (None: baselines only).
 NETCOMP = {"netcomp_compare.ipynb": None, "netcomp_SimpleAscent.ipynb": "gradient_ascent",
            "netcomp_GEMU.ipynb": "gemu", "netcomp_GeFeU.ipynb": "gefeu"}
+# The Optuna study of GEMU and GeFeU (issue 8); its trial count comes from UNLEARNLAB_TRIALS.
+GENERATOR_OPTIM = "generator_optim.ipynb"
 
 
 def _code_cells(path: Path) -> list[str]:
@@ -44,6 +47,7 @@ def test_root_notebooks_exist():
     names = [p.name for p in NOTEBOOKS]
     assert "project_main.ipynb" in names
     assert set(NETCOMP) <= set(names)
+    assert GENERATOR_OPTIM in names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_name)
@@ -73,7 +77,7 @@ def test_committed_without_outputs(path):
     assert not dirty, f"{path.name}: strip the outputs of code cells {dirty}"
 
 
-@pytest.mark.parametrize("name", ["project_main.ipynb", *NETCOMP, GRAPHICS])
+@pytest.mark.parametrize("name", ["project_main.ipynb", *NETCOMP, GRAPHICS, GENERATOR_OPTIM])
 def test_notebook_has_no_loops(name):
     loops = [i for i, source in enumerate(_code_cells(REPO / name))
              if any(isinstance(node, ast.For | ast.While | ast.AsyncFor | ast.comprehension)
@@ -149,3 +153,14 @@ def test_graphics_notebook_draws_a_saved_bench(quick_bench, monkeypatch):
     ``quick_bench``), named by ``UNLEARNLAB_BENCH_DIR``."""
     monkeypatch.setenv("UNLEARNLAB_BENCH_DIR", str(quick_bench["out"]))
     _run_notebook(GRAPHICS)
+
+
+@pytest.mark.notebook
+def test_generator_optim_notebook_runs_in_quick_mode(isolated_root, monkeypatch):
+    """``generator_optim.ipynb`` with 3 trials per study on its own throw-away data root: it
+    tunes GEMU and GeFeU, writes the ``tuned`` presets and compares them with the thesis's."""
+    monkeypatch.setenv("UNLEARNLAB_TRIALS", "3")
+    _execute(GENERATOR_OPTIM, isolated_root, monkeypatch)
+    assert (isolated_root / "studies" / "optuna.db").is_file()
+    tuned = json.loads((isolated_root / "presets" / "tuned.json").read_text())
+    assert {"gemu", "gefeu"} <= set(tuned)

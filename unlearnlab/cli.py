@@ -93,6 +93,24 @@ def build_parser() -> argparse.ArgumentParser:
                        "from their per-sample outputs and report differences")
     r.add_argument("path", type=Path, help="a run bundle, or a folder searched for bundles")
     r.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    t = sub.add_parser("tune", help="search a method's hyperparameters with Optuna against the "
+                       "retrained ensemble on a held-out validation split; writes the best "
+                       "trial as the preset 'tuned'")
+    t.add_argument("--dataset", default="mnist", help=f"one of {', '.join(DATASETS)}")
+    t.add_argument("--forget", default="class:6",
+                   help="class:<c> | subset:<name> | rest:<name> | color:<color>:<c>")
+    t.add_argument("--method", required=True, help="a method with a search space")
+    t.add_argument("--trials", type=int, default=20, help="complete trials the study should "
+                   "hold; a resumed study runs the rest, several workers share them")
+    t.add_argument("--seeds", type=int, default=3, help="retrained ensemble: seeds 0..N-1")
+    t.add_argument("--storage", default=None, metavar="URL", help="SQLAlchemy URL, e.g. "
+                   "postgresql+psycopg://user:pw@host/db (default: SQLite in <data root>/studies)")
+    t.add_argument("--study", default=None, help="study name (default: "
+                   "<method>-<dataset>-<forget>, '-quick' appended in quick mode)")
+    t.add_argument("--quick", action="store_true", help="quick mode (for CI)")
+    t.add_argument("--data-dir", default=None)
+    t.add_argument("--device", default="auto")
+    t.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     d = sub.add_parser("demo", help="seed A's experiment: class 6 over-represented x10, "
                        "forgotten by relearning it as 3 (falls back to digits without MNIST)")
     d.add_argument("--data-dir", default=None)
@@ -173,7 +191,7 @@ def cmd_compare(args) -> int:
     if not methods:
         raise ConfigError("--methods is empty: name at least one method, e.g. gemu,gefeu")
     for name in methods:
-        get_method(name)(preset=args.preset, dataset=args.dataset)
+        get_method(name)(preset=args.preset, dataset=args.dataset, data_dir=args.data_dir)
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
     comparison = compare(_config(args, method=methods[0]), methods, args.seeds, args.out,
@@ -216,6 +234,22 @@ def cmd_rescore(args) -> int:
     return 1 if mismatched else 0
 
 
+def cmd_tune(args) -> int:
+    from .tuning import TuneConfig, tune
+
+    cfg = TuneConfig(dataset=args.dataset, forget=args.forget, method=args.method,
+                     trials=args.trials, seeds=args.seeds, storage=args.storage,
+                     study=args.study, quick=args.quick, data_dir=args.data_dir,
+                     device=args.device)
+    result = tune(cfg)
+    print(result.summary())
+    if result.interrupted:
+        print(f"unlearnlab: interrupted; the finished trials are kept in study "
+              f"'{cfg.study_name}': run the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
 def cmd_demo(args) -> int:
     dataset = "mnist"
     try:
@@ -236,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return {"run": cmd_run, "compare": cmd_compare, "bench": cmd_bench,
-                "rescore": cmd_rescore, "demo": cmd_demo}[args.command](args)
+                "rescore": cmd_rescore, "tune": cmd_tune, "demo": cmd_demo}[args.command](args)
     except UnlearnlabError as exc:
         if debug:
             raise

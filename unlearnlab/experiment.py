@@ -15,7 +15,7 @@ from torch import nn
 
 from . import __version__, bundle, mia
 from .data import Dataset, Split, data_root, load_dataset, oversample, stratified_rows
-from .errors import CacheError, ConfigError, DivergenceError
+from .errors import CacheError, ConfigError, DivergenceError, SpecError
 from .evaluation import accuracy, evaluate_logits, guard_flags, mean_cross_entropy
 from .forget import ForgetSpec, forget_class, forget_masks, parse_forget
 from .methods import UnlearnTask, get_method
@@ -29,6 +29,9 @@ log = logging.getLogger("unlearnlab")
 
 # Quick mode: a stratified subset (per class) and one training epoch, so CI stays fast.
 QUICK = {"train_per_class": 300, "test_per_class": 100, "epochs": 1}
+# Seeds the held-out validation split (``RunConfig.validation``): fixed, so every run seed holds
+# out the same rows and the retrained ensemble is evaluated on one validation set.
+VALIDATION_SEED = 1009
 
 
 @dataclass
@@ -38,7 +41,11 @@ class RunConfig:
     train when no matching model is cached (``--no-train``). ``metrics`` selects the
     forget-set metrics (None: all of ``metrics.METRICS`` plus ``relearn_steps``).
     ``train_per_class`` trains on a seeded stratified subset and ``epochs`` overrides the
-    recipe's (e.g. a small, long-trained model that overfits, for membership inference)."""
+    recipe's (e.g. a small, long-trained model that overfits, for membership inference).
+    ``validation`` (a fraction, e.g. 0.1) holds out that share of the training set (see
+    ``validation_rows``) from every model's training and evaluates on it in place of the test
+    set, which is then never read: hyperparameter search (``tuning``) judges on it, so that the
+    report's test numbers stay untouched by the search."""
 
     dataset: str = "mnist"
     forget: str = "class:6"
@@ -56,6 +63,7 @@ class RunConfig:
     metrics: list[str] | None = None
     train_per_class: int | None = None
     epochs: int | None = None
+    validation: float | None = None
 
 
 def default_arch(dataset: str, spec: ForgetSpec) -> str:
@@ -107,7 +115,28 @@ class Scenario:
                 "forget": str(self.spec) if role == "retrained" else None,
                 "quick": QUICK if self.config.quick else None, "seed": self.config.seed,
                 "version": __version__,
-                **({"train_per_class": n} if (n := self.config.train_per_class) else {})}
+                **({"train_per_class": n} if (n := self.config.train_per_class) else {}),
+                # the held-out rows depend on the forget spec (stratified by membership)
+                **({"validation": {"fraction": v, "seed": VALIDATION_SEED,
+                                   "forget": str(self.spec)}}
+                   if (v := self.config.validation) else {})}
+
+
+def validation_rows(labels: torch.Tensor, forget: torch.Tensor, fraction: float,
+                    seed: int = VALIDATION_SEED) -> tuple[torch.Tensor, torch.Tensor]:
+    """(held out, kept): sorted positions of a seeded sample of round(``fraction`` x n) rows of
+    every stratum (class x forget membership, so the validation split holds the same share of
+    the forget set as of every class) and the remaining positions. Disjoint, covering all."""
+    gen = torch.Generator().manual_seed(seed)
+    strata = labels * 2 + forget.long()
+    held = []
+    for stratum in torch.unique(strata):
+        rows = (strata == stratum).nonzero().squeeze(1)
+        held.append(rows[torch.randperm(len(rows), generator=gen)[:round(fraction * len(rows))]])
+    held_out = torch.sort(torch.cat(held)).values
+    keep = torch.ones(len(labels), dtype=torch.bool)
+    keep[held_out] = False
+    return held_out, keep.nonzero().squeeze(1)
 
 
 def build_scenario(cfg: RunConfig) -> Scenario:
@@ -121,16 +150,37 @@ def build_scenario(cfg: RunConfig) -> Scenario:
         value = getattr(cfg, name)
         if value is not None and (not isinstance(value, int) or value < 1):
             raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {value}")
+    held_out = None  # with a validation split: its forget masks, (train, validation)
+    if cfg.validation is not None:
+        v = cfg.validation
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= 0.5:
+            raise ConfigError(f"validation must be a fraction in (0, 0.5], got {v}")
+        full = forget_masks(spec, dataset, cfg.data_dir)["train"]
+        val_rows, fit_rows = validation_rows(train.y, full, v)
+        # The validation split plays the test role; the test set itself is never read.
+        test, train = train.subset(val_rows), train.subset(fit_rows)
+        held_out = (full[fit_rows], full[val_rows])
     epochs = cfg.epochs or (QUICK["epochs"] if cfg.quick else None)
     if epochs:
         recipe = recipe_for(arch, epochs=epochs, oversample=recipe.oversample)
     per_class = cfg.train_per_class or (QUICK["train_per_class"] if cfg.quick else None)
     if per_class:
-        train = train.subset(stratified_rows(train.y, per_class, cfg.seed))
-    if cfg.quick:
-        test = test.subset(stratified_rows(test.y, QUICK["test_per_class"], cfg.seed))
-    masks = forget_masks(spec, Dataset(dataset.name, train, test, dataset.checksum,
-                                       dataset.classes), cfg.data_dir)
+        keep = stratified_rows(train.y, per_class, cfg.seed)
+        train = train.subset(keep)
+        if held_out is not None:
+            held_out = (held_out[0][keep], held_out[1])
+    if held_out is not None:
+        # Masks carried over from the full training set: a forget list addresses the
+        # validation rows by their training-file positions, not by test positions.
+        masks = {"train": held_out[0], "test": held_out[1]}
+        if not masks["train"].any():
+            raise SpecError(f"forget spec '{spec}' selects no training sample outside the "
+                            "validation split; choose a spec that matches the data")
+    else:
+        if cfg.quick:
+            test = test.subset(stratified_rows(test.y, QUICK["test_per_class"], cfg.seed))
+        masks = forget_masks(spec, Dataset(dataset.name, train, test, dataset.checksum,
+                                           dataset.classes), cfg.data_dir)
     rows = torch.arange(len(train))
     if recipe.oversample:
         cls, factor = recipe.oversample
@@ -327,7 +377,7 @@ def run_method(base: Baselines, name: str, params: dict | None = None,
     sc = base.scenario
     names = select_metrics(sc.config.metrics)
     method = get_method(name)(preset=preset, dataset=sc.dataset.name, scenario=sc.kind,
-                              arch=sc.arch, **(params or {}))
+                              arch=sc.arch, data_dir=sc.config.data_dir, **(params or {}))
     original, retrained = base.models["original"], base.models["retrained"]
     try:
         unlearned, meta_u = unlearn_or_load(sc, method, original)
@@ -414,7 +464,7 @@ def run(cfg: RunConfig) -> RunResult:
     get_method(cfg.method)(preset=cfg.preset, dataset=cfg.dataset,
                            scenario="feature" if spec.is_feature else "class",
                            arch=cfg.arch or default_arch(cfg.dataset, spec),
-                           **cfg.params)  # fail early
+                           data_dir=cfg.data_dir, **cfg.params)  # fail early
     return run_method(prepare(cfg), cfg.method, cfg.params, cfg.preset)
 
 

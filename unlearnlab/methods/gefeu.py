@@ -34,6 +34,8 @@ class GeFeU(GEMU):
     defaults = dict(GEMU.defaults)
     dataset_defaults = dict(LAB_TUNED)  # tuned jointly with GEMU; see gemu.LAB_TUNED
     presets = {"thesis": dict(GEFEU_THESIS)}
+    # The search space is GEMU's (``GEMU.search_space``, inherited): the same hyperparameters,
+    # and the thesis searched the same ranges for both (seed notes D5).
 
     def targets(self, model: nn.Module, task: UnlearnTask) -> torch.Tensor:
         """Soft labels: the original model's softmax on each forget sample (before unlearning)."""

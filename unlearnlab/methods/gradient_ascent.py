@@ -56,6 +56,15 @@ class GradientAscent(UnlearningMethod):
                           "by_dataset": {"mnist": {"lr": 1e-5}, "cmnist": {"lr": 1e-4},
                                          "fashion_mnist": {"lr": 2e-5}}}}
 
+    @classmethod
+    def search_space(cls, trial) -> dict:
+        """lr (log scale, spanning the thesis's training lrs 1e-5-1e-4 and the lab's 3e-5),
+        stop_loss (the lab's 0.6-2.0 per dataset lie inside) and batch_size. ``epochs`` stays
+        a cap of 20. The thesis's study searched lr 0-1 but never applied it (seed notes D5)."""
+        return {"lr": trial.suggest_float("lr", 1e-6, 1e-3, log=True),
+                "stop_loss": trial.suggest_float("stop_loss", 0.1, 5.0, log=True),
+                "batch_size": trial.suggest_categorical("batch_size", [8, 16, 32, 64, 128])}
+
     def __init__(self, **params):
         super().__init__(**params)
         p = self.params  # epochs, batch_size and lr are checked by the base class
