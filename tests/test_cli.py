@@ -177,7 +177,20 @@ ERROR_CASES = {
     "no_train_empty_cache": (["--no-train"], "no cached original model"),
     "unknown_metric": (["--metrics", "mia_efficacy,nope"], "unknown metric 'nope'"),
     "bad_train_per_class": (["--train-per-class", "0"], "train-per-class must be a positive"),
+    # quick mode trains on a subset that need not hold the wrong entry: checked all the same
+    "wrong_class_list": (["--forget", "subset:wrong_class"], "train sample 1 has label 0, "
+                         "not the set's class 7"),
 }
+
+
+def _write_wrong_class_list(root: Path) -> None:
+    """A copy of the crossbar list with MNIST training sample 1 (a zero) among the sevens."""
+    linked = root / "forget_sets"
+    source = json.loads((linked / "mnist_sevens_with_crossbar.json").read_text())
+    linked.unlink()
+    linked.mkdir()
+    source["train"] = [1, *source["train"][:5]]
+    (linked / "wrong_class.json").write_text(json.dumps(source))
 
 
 def _error_case(tmp: Path, real_data: Path, case: str, debug: bool = False):
@@ -187,6 +200,8 @@ def _error_case(tmp: Path, real_data: Path, case: str, debug: bool = False):
     root = folder / "data"
     if case != "missing_data_dir":
         link_real_data(real_data, root)
+    if case == "wrong_class_list":
+        _write_wrong_class_list(root)
     out = folder / "out" / "r.json"
     proc = cli(*RUN, *args, "--data-dir", root, "--json", out, *(["--debug"] if debug else []),
                cwd=folder)

@@ -150,12 +150,13 @@ def build_scenario(cfg: RunConfig) -> Scenario:
         value = getattr(cfg, name)
         if value is not None and (not isinstance(value, int) or value < 1):
             raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {value}")
+    # Checked on the whole dataset, before any subset hides a wrong entry of a forget list.
+    full = forget_masks(spec, dataset, cfg.data_dir)["train"]
     held_out = None  # with a validation split: its forget masks, (train, validation)
     if cfg.validation is not None:
         v = cfg.validation
         if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= 0.5:
             raise ConfigError(f"validation must be a fraction in (0, 0.5], got {v}")
-        full = forget_masks(spec, dataset, cfg.data_dir)["train"]
         val_rows, fit_rows = validation_rows(train.y, full, v)
         # The validation split plays the test role; the test set itself is never read.
         test, train = train.subset(val_rows), train.subset(fit_rows)

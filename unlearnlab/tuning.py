@@ -131,9 +131,8 @@ class TuneResult:
             return head + "; no complete trial yet, so no preset was written"
         params = ", ".join(f"{k}={_short(v)}" for k, v in entry["searched"].items())
         hint = "run it with --preset tuned"
-        root = data_root(self.config.data_dir)
-        if root.resolve() != data_root().resolve():  # --preset tuned reads the default root
-            hint += f" and UNLEARNLAB_DATA={root}"
+        if self.config.data_dir:  # --preset tuned reads the presets of the data root it is given
+            hint += f" --data-dir {self.config.data_dir}"
         return (f"{head}\nbest trial #{entry['trial']}: average gap {100 * entry['value']:.2f} "
                 f"points on the validation split; {params}\nwrote {self.path} ({hint})")
 
