@@ -93,18 +93,19 @@ class GEMU(UnlearningMethod):
         lambda 0.01-0.3, impair/repair lr 0.01-0.3) widened downwards to hold ``LAB_TUNED``
         (noise lr 1e-3, impair lr 5e-3-0.02, repair lr 5e-4-1e-2, N2R up to 64), on log
         scales; batch sizes as powers of two from 32 (the thesis's 8 makes a CPU trial many
-        times slower). The generator's shape (``n_layers``, ``hidden``,
-        ``noise_dim``) stays at the defaults: the thesis's tuned depth acted on untrained
-        layers (see ``noise_generator``), and on CPU every wider generator costs every trial."""
+        times slower) that include every ``LAB_TUNED`` value, which a study runs first. The
+        generator's shape (``n_layers``, ``hidden``, ``noise_dim``) stays at the defaults: the
+        thesis's tuned depth acted on untrained layers (see ``noise_generator``), and on CPU
+        every wider generator costs every trial."""
         return {"epochs": trial.suggest_int("epochs", 1, 8),
                 "noise_lr": trial.suggest_float("noise_lr", 1e-4, 0.3, log=True),
                 "lam": trial.suggest_float("lam", 0.01, 0.3, log=True),
                 "n2r": trial.suggest_float("n2r", 0.5, 64.0, log=True),
                 "impair_lr": trial.suggest_float("impair_lr", 1e-4, 0.1, log=True),
                 "repair_lr": trial.suggest_float("repair_lr", 1e-5, 0.05, log=True),
-                "noise_batch": trial.suggest_categorical("noise_batch", [32, 128, 512]),
+                "noise_batch": trial.suggest_categorical("noise_batch", [32, 128, 256, 512]),
                 "impair_batch": trial.suggest_categorical("impair_batch", [32, 128, 512]),
-                "repair_batch": trial.suggest_categorical("repair_batch", [32, 128, 256])}
+                "repair_batch": trial.suggest_categorical("repair_batch", [32, 64, 128, 256])}
 
     def __init__(self, **params):
         super().__init__(**params)
