@@ -30,7 +30,8 @@ from conftest import REPO, skip_or_fail
 
 from unlearnlab.cli import main
 from unlearnlab.errors import ConfigError
-from unlearnlab.experiment import RunConfig, build_scenario, validation_rows
+from unlearnlab.experiment import RunConfig, build_scenario, default_arch, validation_rows
+from unlearnlab.forget import parse_forget
 from unlearnlab.methods import get_method
 from unlearnlab.methods.base import TUNED_FILE, tuned_preset
 from unlearnlab.tuning import TuneConfig, baselines, storage_url, write_preset
@@ -204,6 +205,10 @@ def test_sqlite_study_runs_resumes_and_writes_the_preset(tmp_path):
                               storage=storage_url(TuneConfig(data_dir=str(root))))
     assert len(complete(study)) == 2 and entry["value"] == study.best_value
     assert [t.user_attrs["gaps"] for t in complete(study)][0][0] is not None
+    default = get_method("gradient_ascent")(dataset="digits", scenario="class",
+                                            arch=default_arch("digits", parse_forget("class:6")))
+    first = study.trials[0].params  # warm start: the shipped default runs first
+    assert first == {k: default.params[k] for k in first}
 
     again = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "0 run by this process" in again.stdout
@@ -333,3 +338,17 @@ def test_two_workers_share_one_postgresql_study(postgres, tmp_path):
     assert entry["study"] == "two-workers" and entry["value"] == study.best_value
     assert entry["storage"].startswith("postgresql+psycopg://postgres:***@127.0.0.1")
     assert "secret" not in (root / TUNED_FILE).read_text()
+
+
+def test_shipped_tuned_presets_construct(tmp_path):
+    """Every entry of the package's tuned presets is a runnable preset of a tunable method
+    (read from the package: the data root holds no presets)."""
+    from unlearnlab.methods import base
+
+    shipped = json.loads(base.SHIPPED_TUNED.read_text())
+    assert shipped, "no tuned preset is shipped"
+    for method, by_dataset in shipped.items():
+        for dataset, entry in by_dataset.items():
+            built = get_method(method)(preset="tuned", dataset=dataset, data_dir=str(tmp_path))
+            assert {k: built.params[k] for k in entry["searched"]} == entry["searched"]
+            assert entry["study"] and 0 <= entry["value"] <= 1
