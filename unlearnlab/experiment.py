@@ -96,7 +96,7 @@ class Scenario:
     @property
     def kind(self) -> str:
         """The forgetting scenario: "feature" (a subset of a class) or "class"."""
-        return "feature" if self.spec.is_feature else "class"
+        return self.spec.scenario
 
     @property
     def root(self) -> Path:
@@ -150,38 +150,32 @@ def build_scenario(cfg: RunConfig) -> Scenario:
         value = getattr(cfg, name)
         if value is not None and (not isinstance(value, int) or value < 1):
             raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {value}")
-    # Checked on the whole dataset, before any subset hides a wrong entry of a forget list.
-    full = forget_masks(spec, dataset, cfg.data_dir)["train"]
-    held_out = None  # with a validation split: its forget masks, (train, validation)
+    # Masks of the whole dataset (so no subset hides a wrong entry of a forget list), carried
+    # along every subset below: a mask is a function of each row alone.
+    masks = forget_masks(spec, dataset, cfg.data_dir)
     if cfg.validation is not None:
         v = cfg.validation
         if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= 0.5:
             raise ConfigError(f"validation must be a fraction in (0, 0.5], got {v}")
-        val_rows, fit_rows = validation_rows(train.y, full, v)
+        val_rows, fit_rows = validation_rows(train.y, masks["train"], v)
         # The validation split plays the test role; the test set itself is never read.
         test, train = train.subset(val_rows), train.subset(fit_rows)
-        held_out = (full[fit_rows], full[val_rows])
+        masks = {"train": masks["train"][fit_rows], "test": masks["train"][val_rows]}
     epochs = cfg.epochs or (QUICK["epochs"] if cfg.quick else None)
     if epochs:
         recipe = recipe_for(arch, epochs=epochs, oversample=recipe.oversample)
     per_class = cfg.train_per_class or (QUICK["train_per_class"] if cfg.quick else None)
     if per_class:
         keep = stratified_rows(train.y, per_class, cfg.seed)
-        train = train.subset(keep)
-        if held_out is not None:
-            held_out = (held_out[0][keep], held_out[1])
-    if held_out is not None:
-        # Masks carried over from the full training set: a forget list addresses the
-        # validation rows by their training-file positions, not by test positions.
-        masks = {"train": held_out[0], "test": held_out[1]}
-        if not masks["train"].any():
-            raise SpecError(f"forget spec '{spec}' selects no training sample outside the "
-                            "validation split; choose a spec that matches the data")
-    else:
-        if cfg.quick:
-            test = test.subset(stratified_rows(test.y, QUICK["test_per_class"], cfg.seed))
-        masks = forget_masks(spec, Dataset(dataset.name, train, test, dataset.checksum,
-                                           dataset.classes), cfg.data_dir)
+        train, masks["train"] = train.subset(keep), masks["train"][keep]
+    if cfg.quick and cfg.validation is None:
+        keep = stratified_rows(test.y, QUICK["test_per_class"], cfg.seed)
+        test, masks["test"] = test.subset(keep), masks["test"][keep]
+    if not masks["train"].any():
+        where = ("outside the validation split" if cfg.validation is not None
+                 else f"of dataset '{dataset.name}'")
+        raise SpecError(f"forget spec '{spec}' selects no training sample {where}; choose a "
+                        "spec that matches the data")
     rows = torch.arange(len(train))
     if recipe.oversample:
         cls, factor = recipe.oversample
@@ -463,7 +457,7 @@ def run(cfg: RunConfig) -> RunResult:
     """Train or load the original and retrained models, unlearn, evaluate all three."""
     spec = parse_forget(cfg.forget)
     get_method(cfg.method)(preset=cfg.preset, dataset=cfg.dataset,
-                           scenario="feature" if spec.is_feature else "class",
+                           scenario=spec.scenario,
                            arch=cfg.arch or default_arch(cfg.dataset, spec),
                            data_dir=cfg.data_dir, **cfg.params)  # fail early
     return run_method(prepare(cfg), cfg.method, cfg.params, cfg.preset)
