@@ -17,7 +17,7 @@ def test_quick_bench_runs_every_method_where_it_applies(quick_bench):
     rows = pd.read_csv(out / "leaderboard.csv")
     for dataset, forget in STANDARD_SCENARIOS:
         name = scenario_name(dataset, forget)
-        kind = "feature" if parse_forget(forget).is_feature else "class"
+        kind = parse_forget(forget).scenario
         expected = {m for m in list_methods() if kind in get_method(m).scenarios}
         assert set(rows.loc[rows["scenario"] == name, "method"]) == expected, name
         assert (out / name / "summary.md").is_file()

@@ -42,7 +42,7 @@ def bench(cfg: RunConfig, methods: list[str] | None = None, seeds: int = 5,
     frames = []
     for dataset, forget in scenarios:
         name = scenario_name(dataset, forget)
-        kind = "feature" if parse_forget(forget).is_feature else "class"
+        kind = parse_forget(forget).scenario
         chosen = [m for m in methods if kind in get_method(m).scenarios]
         if not chosen:
             continue

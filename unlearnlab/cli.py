@@ -33,22 +33,36 @@ def _oversample(text: str) -> tuple[int, int]:
     return int(cls), int(factor)
 
 
+def _where() -> argparse.ArgumentParser:
+    """Options of every command that trains or loads models: mode, data root, device."""
+    w = argparse.ArgumentParser(add_help=False)
+    w.add_argument("--quick", action="store_true",
+                   help="small stratified subset and one training epoch (for CI)")
+    w.add_argument("--data-dir", default=None, help="data root (default: $UNLEARNLAB_DATA or data)")
+    w.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    w.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show tracebacks")
+    return w
+
+
+def _scenario() -> argparse.ArgumentParser:
+    """The scenario of run, compare and tune: dataset and forget spec."""
+    s = argparse.ArgumentParser(add_help=False)
+    s.add_argument("--dataset", default="mnist", help=f"one of {', '.join(DATASETS)}")
+    s.add_argument("--forget", default="class:6",
+                   help="class:<c> | subset:<name> | rest:<name> | color:<color>:<c>")
+    return s
+
+
 def _common() -> argparse.ArgumentParser:
     """Options shared by run and compare."""
-    c = argparse.ArgumentParser(add_help=False)
-    c.add_argument("--dataset", default="mnist", help=f"one of {', '.join(DATASETS)}")
-    c.add_argument("--forget", default="class:6",
-                   help="class:<c> | subset:<name> | rest:<name> | color:<color>:<c>")
+    c = argparse.ArgumentParser(add_help=False, parents=[_scenario(), _where()])
     c.add_argument("--preset", default="default",
                    help="named hyperparameter set of the method(s), e.g. thesis")
-    c.add_argument("--quick", action="store_true",
-                   help="small stratified subset and one training epoch (for CI)")
     c.add_argument("--arch", default=None, help=f"one of {', '.join(list_models())}; default: "
                    "cnn for class forgetting, else mlp (convnet on cmnist)")
     c.add_argument("--oversample", type=_oversample, default=None, metavar="CLASS:FACTOR",
                    help="repeat one class FACTOR times in training (seed A used 6:10)")
-    c.add_argument("--data-dir", default=None, help="data root (default: $UNLEARNLAB_DATA or data)")
-    c.add_argument("--device", default="auto", help="auto, cpu or cuda")
     c.add_argument("--fresh", action="store_true", help="retrain even if a cached model matches")
     c.add_argument("--no-train", action="store_true",
                    help="refuse to train: fail unless matching cached models exist")
@@ -58,8 +72,6 @@ def _common() -> argparse.ArgumentParser:
     c.add_argument("--train-per-class", type=int, default=None, metavar="N",
                    help="train on a seeded stratified subset of N samples per class")
     c.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
-    c.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                   help="show tracebacks")
     return c
 
 
@@ -80,25 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--methods", required=True, help="comma-separated registry keys")
     c.add_argument("--seeds", type=int, default=5, help="ensemble size (seeds 0..N-1)")
     c.add_argument("--out", type=Path, required=True, help="output folder")
-    b = sub.add_parser("bench", help="every method on the standard scenarios over N seeds: a "
+    b = sub.add_parser("bench", parents=[_where()],
+                       help="every method on the standard scenarios over N seeds: a "
                        "leaderboard by average gap to the retrained ensemble")
     b.add_argument("--methods", default=None, help="comma-separated registry keys (default: all)")
     b.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per scenario")
     b.add_argument("--out", type=Path, required=True, help="output folder")
-    b.add_argument("--quick", action="store_true", help="quick mode (for CI)")
-    b.add_argument("--data-dir", default=None)
-    b.add_argument("--device", default="auto")
-    b.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     r = sub.add_parser("rescore", help="recompute the forget-set metrics of saved run bundles "
                        "from their per-sample outputs and report differences")
     r.add_argument("path", type=Path, help="a run bundle, or a folder searched for bundles")
     r.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
-    t = sub.add_parser("tune", help="search a method's hyperparameters with Optuna against the "
+    t = sub.add_parser("tune", parents=[_scenario(), _where()],
+                       help="search a method's hyperparameters with Optuna against the "
                        "retrained ensemble on a held-out validation split; writes the best "
                        "trial as the preset 'tuned'")
-    t.add_argument("--dataset", default="mnist", help=f"one of {', '.join(DATASETS)}")
-    t.add_argument("--forget", default="class:6",
-                   help="class:<c> | subset:<name> | rest:<name> | color:<color>:<c>")
     t.add_argument("--method", required=True, help="a method with a search space")
     t.add_argument("--trials", type=int, default=20, help="complete trials the study should "
                    "hold; a resumed study runs the rest, several workers share them")
@@ -107,10 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
                    "postgresql+psycopg://user:pw@host/db (default: SQLite in <data root>/studies)")
     t.add_argument("--study", default=None, help="study name (default: "
                    "<method>-<dataset>-<forget>, '-quick' appended in quick mode)")
-    t.add_argument("--quick", action="store_true", help="quick mode (for CI)")
-    t.add_argument("--data-dir", default=None)
-    t.add_argument("--device", default="auto")
-    t.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     d = sub.add_parser("demo", help="seed A's experiment: class 6 over-represented x10, "
                        "forgotten by relearning it as 3 (falls back to digits without MNIST)")
     d.add_argument("--data-dir", default=None)

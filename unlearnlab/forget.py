@@ -51,6 +51,11 @@ class ForgetSpec:
         """True when the spec forgets part of a class rather than a whole class."""
         return self.kind != "class"
 
+    @property
+    def scenario(self) -> str:
+        """The scenario kind methods choose their defaults by: "feature" or "class"."""
+        return "feature" if self.is_feature else "class"
+
 
 def _class_number(text: str, spec: str) -> int:
     # ASCII digits only, one significant digit: int() of a Unicode or 5,000-digit string

@@ -102,6 +102,13 @@ class TuneConfig:
         return self.study or (f"{self.method}-{self.dataset}-{self.forget}"
                               f"{'-quick' if self.quick else ''}")
 
+    def unlearner(self, **params):
+        """The method with its default preset for the study's dataset, scenario kind and
+        architecture, ``params`` on top."""
+        spec = parse_forget(self.forget)
+        return get_method(self.method)(dataset=self.dataset, scenario=spec.scenario,
+                                       arch=default_arch(self.dataset, spec), **params)
+
     @property
     def setup(self) -> dict:
         """What the objective depends on; a study resumed with another setup is refused."""
@@ -315,11 +322,8 @@ def load_study(cfg: TuneConfig):
 def default_params(cfg: TuneConfig) -> dict:
     """The method's ``default`` preset for the study's dataset, scenario kind and architecture
     (the parameters it does not search are ignored by Optuna)."""
-    spec = parse_forget(cfg.forget)
-    kind = "feature" if spec.is_feature else "class"
-    method = get_method(cfg.method)(dataset=cfg.dataset, scenario=kind,
-                                    arch=default_arch(cfg.dataset, spec))
-    return {k: v for k, v in method.params.items() if isinstance(v, int | float | str)}
+    params = cfg.unlearner().params
+    return {k: v for k, v in params.items() if isinstance(v, int | float | str)}
 
 
 def _short(value) -> str:
@@ -399,13 +403,9 @@ def preset_entry(study, cfg: TuneConfig) -> dict | None:
     if complete_trials(study) == 0:
         return None
     best = study.best_trial
-    spec = parse_forget(cfg.forget)
-    kind = "feature" if spec.is_feature else "class"
-    method = get_method(cfg.method)(dataset=cfg.dataset, scenario=kind,
-                                    arch=default_arch(cfg.dataset, spec), **best.params)
-    return {"params": method.params, "searched": dict(best.params), "value": best.value,
-            "trial": best.number, "trials": complete_trials(study), "study": cfg.study_name,
-            "storage": public_url(storage_url(cfg)), **cfg.setup,
+    return {"params": cfg.unlearner(**best.params).params, "searched": dict(best.params),
+            "value": best.value, "trial": best.number, "trials": complete_trials(study),
+            "study": cfg.study_name, "storage": public_url(storage_url(cfg)), **cfg.setup,
             "objective": "mean over seeds of avg_gap to the retrained ensemble's means on a "
                          f"{cfg.validation:.0%} validation split held out from training",
             "written": datetime.now(UTC).isoformat(timespec="seconds")}
