@@ -2,36 +2,53 @@
 torchvision ``Dataset`` + ``DataLoader`` with per-sample transforms, on the same model, data and
 number of optimiser steps, measured side by side in one run.
 
-The lab's models keep conv weights channels-last (``models.create_model``). The DataLoader runs
-use the very same model (so their ratio isolates the data pipeline) and, in the "seed set-up"
-column, a copy in the default NCHW layout, as the seeds' code had it (data pipeline and memory
-layout together).
+The lab's models keep conv weights channels-last (``models.create_model``), pool before the
+ReLU (``models.pool_relu``) and train with foreach Adam (``training.adam``); all three give
+bitwise the seeds' results. The DataLoader runs use the very same model and optimiser (so
+their ratio isolates the data pipeline) and, in the "seed set-up" column, the seeds' code as it
+was: NCHW layout, ReLU before pooling and torch's default Adam loop, fed by the DataLoader.
+
+With ``--grid`` it also times the thesis grid end to end (``unlearnlab compare`` on the three
+thesis scenarios, untrained/trained/retrained + gradient ascent, GEMU and GeFeU x ``--seeds``,
+default presets, every metric), one process per dataset: cold in a fresh data root, then warm
+(``ALLREADY_TRAINED``: the baselines are loaded from that root's cache; the unlearned models
+and run bundles are deleted first, so every method runs again).
 
 Prints a table of median images/s over repeated runs and the ratio, and writes JSON.
 Usage: python benchmarks/bench_perf.py [--data-dir data] [--steps 120] [--repeats 3]
-                                       [--out benchmarks/results/perf.json]
+                                       [--grid [--seeds 5]] [--out benchmarks/results/perf.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import resource
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import torch
 import torchvision
 from torch import nn
 from torchvision import transforms
 
+from unlearnlab import models
+from unlearnlab.compare import THESIS_SCENARIOS
 from unlearnlab.data import data_root, load_dataset
 from unlearnlab.experiment import versions
 from unlearnlab.models import create_model
 from unlearnlab.store import write_json
-from unlearnlab.training import predict, recipe_for, seed_everything
+from unlearnlab.training import adam, predict, recipe_for, seed_everything
+
+GRID_METHODS = ("gradient_ascent", "gemu", "gefeu")
+DATA_ENTRIES = ("MNIST", "FashionMNIST", "colorized-MNIST", "forget_sets")
 
 
 def peak_rss_mb() -> float:
@@ -48,16 +65,16 @@ def _step(model, optimizer, xb, yb):
 
 def tensor_pipeline(model, x, y, steps, batch_size, seed=0):
     """The lab's loop: shuffle positions with a seeded generator, index in-memory tensors."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = adam(model.parameters(), 1e-3)
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
     for s in range(steps):
         idx = order[s * batch_size:(s + 1) * batch_size]
         _step(model, optimizer, x[idx], y[idx])
 
 
-def loader_pipeline(model, dataset, steps, batch_size, workers, seed=0):
+def loader_pipeline(model, dataset, steps, batch_size, workers, seed=0, optimizer=adam):
     """The seeds' loop: a torchvision dataset decoded per sample through PIL and transforms."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = optimizer(model.parameters(), 1e-3)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True,
                                          num_workers=workers,
                                          generator=torch.Generator().manual_seed(seed))
@@ -73,6 +90,16 @@ def loader_predict(model, dataset, batch_size=1000):
     model.eval()
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
     return torch.cat([model(xb) for xb, _ in loader])
+
+
+def seed_pool_relu(x):
+    """The seeds' order of a conv block: ReLU, then 2x2 max-pool."""
+    return nn.functional.max_pool2d(torch.relu(x), 2)
+
+
+def seed_adam(params, lr):
+    """torch's default Adam on the CPU (the per-parameter loop), as the seeds built it."""
+    return torch.optim.Adam(params, lr=lr)
 
 
 def measure(fn, images, repeats):
@@ -105,6 +132,92 @@ def torchvision_dataset(name, root: Path, tmp: Path):
     return cls(str(tmp), train=True, download=True, transform=transforms.ToTensor())
 
 
+def high_water_mb(pid: int) -> float:
+    """A running process's peak resident memory (``VmHWM``). Polled, because the rusage of a
+    child carries its parent's peak across fork and exec on Linux."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # it has just exited
+        return 0.0
+    return next((int(line.split()[1]) / 1024 for line in status.splitlines()
+                 if line.startswith("VmHWM:")), 0.0)
+
+
+def fresh_root(source: Path, dest: Path) -> Path:
+    """A data root at ``dest`` holding only links to the datasets and forget lists of
+    ``source``: no cached model."""
+    dest.mkdir(parents=True)
+    for name in DATA_ENTRIES:
+        if (source / name).exists():
+            (dest / name).symlink_to((source / name).resolve(), target_is_directory=True)
+    return dest
+
+
+def run_grid(root: Path, out: Path, seeds: int, quick: bool) -> dict:
+    """``unlearnlab compare`` on each thesis scenario, one process each: wall seconds and peak
+    RSS per dataset and in all."""
+    rows, start = {}, time.perf_counter()
+    for dataset, forget in THESIS_SCENARIOS.items():
+        cmd = [sys.executable, "-m", "unlearnlab", "compare", "--dataset", dataset, "--forget",
+               forget, "--methods", ",".join(GRID_METHODS), "--seeds", str(seeds),
+               "--data-dir", str(root), "--out", str(out / dataset), *(["--quick"] * quick)]
+        log = out / f"{dataset}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        t = time.perf_counter()
+        with log.open("w") as stderr:
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr)
+            peak = 0.0
+            while proc.poll() is None:
+                peak = max(peak, high_water_mb(proc.pid))
+                time.sleep(0.2)
+        if proc.returncode:
+            sys.exit(f"bench_perf: the grid run failed ({' '.join(cmd)}):\n"
+                     f"{log.read_text()[-2000:]}")
+        rows[dataset] = {"seconds": time.perf_counter() - t, "peak_rss_mb": peak}
+    return {"seconds": time.perf_counter() - start, "datasets": rows,
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in rows.values())}
+
+
+def method_times(out: Path, seeds: int) -> dict:
+    """Per dataset and method, from the grid's records: the unlearning wall seconds and their
+    ratio to the retrained model's training seconds (same run), mean and max over seeds."""
+    table = {}
+    for dataset in THESIS_SCENARIOS:
+        for method in GRID_METHODS:
+            records = [json.loads((out / dataset / f"{method}_seed{s}.json").read_text())
+                       for s in range(seeds)]
+            ratios = [r["seconds"]["unlearn"] / r["seconds"]["retrained"] for r in records]
+            table[f"{dataset}/{method}"] = {
+                "unlearn_seconds_mean": statistics.mean(r["seconds"]["unlearn"] for r in records),
+                "retrain_seconds_mean": statistics.mean(r["seconds"]["retrained"]
+                                                        for r in records),
+                "ratio_mean": statistics.mean(ratios), "ratio_max": max(ratios)}
+    return table
+
+
+def time_grid(source: Path, seeds: int, quick: bool, tmp: Path, root: Path) -> dict:
+    """The thesis grid cold (in the fresh data root ``root``) then warm (cached baselines,
+    methods rerun)."""
+    root = fresh_root(source, root)
+    cold = run_grid(root, tmp / "grid-cold", seeds, quick)
+    for path in (root / "models").rglob("unlearned-*"):
+        path.unlink()
+    shutil.rmtree(root / "runs", ignore_errors=True)
+    warm = run_grid(root, tmp / "grid-warm", seeds, quick)
+    result = {"seeds": seeds, "quick": quick, "methods": list(GRID_METHODS), "cold": cold,
+              "warm": warm, "method_times": method_times(tmp / "grid-cold", seeds)}
+    print(f"thesis grid, {seeds} seeds{' (quick)' if quick else ''}: cold "
+          f"{cold['seconds'] / 60:.2f} min (peak RSS {cold['peak_rss_mb']:.0f} MB) | warm "
+          f"{warm['seconds'] / 60:.2f} min (peak RSS {warm['peak_rss_mb']:.0f} MB)")
+    for name in THESIS_SCENARIOS:
+        print(f"{'':4}{name:<14} cold {cold['datasets'][name]['seconds']:6.1f} s | warm "
+              f"{warm['datasets'][name]['seconds']:6.1f} s")
+    for key, row in result["method_times"].items():
+        print(f"{'':4}{key:<30} {row['unlearn_seconds_mean']:6.2f} s, ratio to retraining "
+              f"mean {row['ratio_mean']:.3f} max {row['ratio_max']:.3f}")
+    return result
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=None)
@@ -112,10 +225,21 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--eval-images", type=int, default=10_000,
                     help="training images predicted in the evaluation comparison")
+    ap.add_argument("--grid", action="store_true",
+                    help="also time the thesis grid cold and warm (about 10 minutes)")
+    ap.add_argument("--seeds", type=int, default=5, help="seeds of the grid (default 5)")
+    ap.add_argument("--quick", action="store_true", help="run the grid in quick mode (tests)")
+    ap.add_argument("--grid-root", type=Path, default=None,
+                    help="new data root for the grid, kept afterwards with its cached models "
+                         "(default: a temporary one)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/perf.json"))
     args = ap.parse_args(argv)
+    if args.seeds < 1:
+        ap.error(f"--seeds must be >= 1, got {args.seeds}")
+    if args.grid_root is not None and args.grid_root.exists():
+        ap.error(f"--grid-root '{args.grid_root}' exists; the cold grid needs a new folder")
     root = data_root(args.data_dir)
-    rows = []
+    rows, grid = [], None
     with tempfile.TemporaryDirectory() as tmp:
         for arch, name in (("cnn", "mnist"), ("mlp", "mnist"), ("convnet", "cmnist")):
             ds = load_dataset(name, args.data_dir)
@@ -130,8 +254,13 @@ def main(argv=None):
                      "tensor_images_per_s": lab, "tensor_runs": lab_runs}
             nchw = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
             for key, net, workers in (("w0", model, 0), ("w2", model, 2), ("seed", nchw, 0)):
-                rate, runs = measure(lambda m=net, t=tv, b=batch, w=workers: loader_pipeline(
-                    m, t, args.steps, b, w), images, args.repeats)
+                seed = key == "seed"
+                with mock.patch.object(models, "pool_relu", seed_pool_relu if seed
+                                       else models.pool_relu):
+                    rate, runs = measure(lambda m=net, t=tv, b=batch, w=workers, o=(
+                        seed_adam if seed else adam): loader_pipeline(m, t, args.steps, b, w,
+                                                                      optimizer=o),
+                        images, args.repeats)
                 entry[f"loader_{key}_images_per_s"] = rate
                 entry[f"loader_{key}_runs"] = runs
                 entry[f"ratio_vs_loader_{key}"] = lab / rate
@@ -139,8 +268,9 @@ def main(argv=None):
             subset = torch.utils.data.Subset(tv, range(eval_images))
             lab_eval, _ = measure(lambda m=model, x=ds.train.x[:eval_images]: predict(m, x),
                                   eval_images, args.repeats)
-            loader_eval, _ = measure(lambda m=nchw, t=subset: loader_predict(m, t), eval_images,
-                                     args.repeats)
+            with mock.patch.object(models, "pool_relu", seed_pool_relu):
+                loader_eval, _ = measure(lambda m=nchw, t=subset: loader_predict(m, t),
+                                         eval_images, args.repeats)
             entry.update({"eval_images": eval_images, "eval_tensor_images_per_s": lab_eval,
                           "eval_loader_seed_images_per_s": loader_eval,
                           "eval_ratio": lab_eval / loader_eval,
@@ -155,7 +285,10 @@ def main(argv=None):
                   f"{eval_images:,} training images: lab {lab_eval:8.0f} img/s | seed set-up "
                   f"{loader_eval:7.0f} (x{lab_eval / loader_eval:.2f}); peak RSS "
                   f"{entry['peak_rss_mb_so_far']:.0f} MB", flush=True)
-    result = {"training_throughput": rows, "threads": torch.get_num_threads(),
+        if args.grid:
+            grid = time_grid(root, args.seeds, args.quick, Path(tmp),
+                             args.grid_root or Path(tmp) / "grid-root")
+    result = {"training_throughput": rows, "thesis_grid": grid, "threads": torch.get_num_threads(),
               "versions": versions(), "steps": args.steps, "repeats": args.repeats}
     write_json(args.out, result)
     print(f"wrote {args.out}")

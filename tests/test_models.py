@@ -88,3 +88,24 @@ def test_cnn_normalisation_is_part_of_the_checkpoint():
 def test_unknown_architecture():
     with pytest.raises(ConfigError, match="unknown architecture 'resnet'"):
         create_model("resnet")
+
+
+@pytest.mark.parametrize("name,channels", [("cnn", 1), ("convnet", 3)])
+def test_pooling_before_relu_is_bitwise_the_seeds_order(name, channels, monkeypatch):
+    """``pool_relu`` pools before the ReLU for speed; outputs and every gradient must equal, bit
+    for bit, those of the seeds' order relu -> pool, so cached models stay valid."""
+    from unlearnlab import models
+
+    def run():
+        torch.manual_seed(0)
+        model = create_model(name, channels)
+        x = torch.randn(16, channels, 28, 28)  # negative inputs too: all-negative windows
+        loss = nn.functional.cross_entropy(model(x), torch.arange(16) % 10)
+        loss.backward()
+        return [model(x).detach(), *(p.grad for p in model.parameters())]
+
+    lab = run()
+    monkeypatch.setattr(models, "pool_relu",
+                        lambda x: nn.functional.max_pool2d(torch.relu(x), 2))
+    seed_order = run()
+    assert all(torch.equal(a, b) for a, b in zip(lab, seed_order, strict=True))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+import torch
 
 from unlearnlab import experiment
 from unlearnlab.errors import CacheError
@@ -31,13 +32,13 @@ def test_the_same_configuration_is_loaded_not_retrained(base):
     baselines = prepare(cfg)
     run_method(baselines, "finetune", {"epochs": 1})
     assert cached(root) == before
-    assert len(before) == 3  # original, retrained, unlearned
+    assert len(before) == 4  # original, retrained, their evaluations, unlearned
 
 
 @pytest.mark.parametrize(("change", "new_files"), [
-    ({"epochs": 2}, 3),                 # another recipe: everything is new
-    ({"forget": "class:5"}, 2),         # another forget spec: retrained and unlearned
-    ({"seed": 1}, 3),
+    ({"epochs": 2}, 4),                 # another recipe: everything is new
+    ({"forget": "class:5"}, 3),         # another forget spec: retrained, evaluations, unlearned
+    ({"seed": 1}, 4),
 ])
 def test_a_changed_configuration_trains_anew(base, change, new_files):
     cfg, root, before = base
@@ -50,7 +51,7 @@ def test_another_package_version_is_never_loaded(base, monkeypatch):
     cfg, root, before = base
     monkeypatch.setattr(experiment, "__version__", "999.0")
     run_method(prepare(cfg), "finetune", {"epochs": 1})
-    assert len(cached(root) - before) == 3
+    assert len(cached(root) - before) == 4
 
 
 def test_another_data_checksum_is_never_loaded(base, monkeypatch):
@@ -62,7 +63,7 @@ def test_another_data_checksum_is_never_loaded(base, monkeypatch):
 
     monkeypatch.setattr(experiment, "load_dataset", other_data)
     run_method(prepare(cfg), "finetune", {"epochs": 1})
-    assert len(cached(root) - before) == 3
+    assert len(cached(root) - before) == 4
 
 
 def test_edited_method_code_unlearns_anew(base, monkeypatch):
@@ -70,6 +71,28 @@ def test_edited_method_code_unlearns_anew(base, monkeypatch):
     monkeypatch.setattr(experiment, "method_code_hash", lambda: "edited")
     run_method(prepare(cfg), "finetune", {"epochs": 1})
     assert len(cached(root) - before) == 1  # only the unlearned model depends on the code
+
+
+def test_edited_evaluation_code_evaluates_anew(base, monkeypatch):
+    cfg, root, before = base
+    monkeypatch.setattr(experiment, "evaluation_code_hash", lambda: "edited")
+    prepare(cfg)
+    assert [f.split("/")[-1].split("-")[0] for f in cached(root) - before] == ["baselines"]
+
+
+def test_cached_baseline_evaluations_equal_fresh_ones_and_skip_prediction(base, monkeypatch):
+    cfg, root, _ = base
+    fresh = prepare(replace(cfg, reuse=False), untrained=True)
+
+    def no_prediction(*args, **kwargs):
+        raise AssertionError("a cached baseline was evaluated again")
+
+    monkeypatch.setattr(experiment, "assess", no_prediction)
+    warm = prepare(cfg, untrained=True)
+    assert warm.evaluations == fresh.evaluations
+    assert warm.outputs.keys() == fresh.outputs.keys()
+    for name, probes in fresh.outputs.items():
+        assert all(torch.equal(warm.outputs[name][k], v) for k, v in probes.items())
 
 
 def test_no_train_refuses_with_the_missing_path(base):
@@ -84,4 +107,5 @@ def test_reuse_off_retrains_even_when_cached(base):
     prepare(replace(cfg, reuse=False))
     assert cached(root) == before
     rewritten = {f for f in before if (root / f).stat().st_mtime_ns != stamps[f]}
-    assert {f.split("/")[-1].split("-")[0] for f in rewritten} == {"original", "retrained"}
+    assert {f.split("/")[-1].split("-")[0] for f in rewritten} == {"original", "retrained",
+                                                                   "baselines"}

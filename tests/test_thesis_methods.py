@@ -150,18 +150,48 @@ def test_gemu_works_on_the_convnet():
     assert out(ds.test.x[:2]).shape == (2, 10)
 
 
+@pytest.mark.parametrize("name", ["gemu", "gefeu"])
+@pytest.mark.parametrize(("impair", "repair", "convs_fixed"), [
+    (True, True, True), (True, False, False), (False, True, False)])
+def test_freeze_conv_keeps_the_convolutions_in_that_phase(name, impair, repair, convs_fixed):
+    ds = make_dataset("cmnist", n_train=100, n_test=20, seed=1)
+    seed_everything(0)
+    model = create_model("convnet", in_channels=3)
+    before = state(model)
+    _, out = run(name, model, make_task(ds, arch="convnet", name="cmnist"),
+                 impair_freeze_conv=impair, repair_freeze_conv=repair)
+    after = state(out)
+    convs = [k for k in before if k.startswith("conv")]
+    assert len(convs) == 6
+    assert all(torch.equal(before[k], after[k]) for k in convs) == convs_fixed
+    assert all(not torch.equal(before[k], after[k]) for k in before if k not in convs)
+    assert all(q.requires_grad for q in out.parameters())  # frozen only while unlearning
+
+
+def test_repair_n2r_draws_its_own_retain_sample(mlp, dataset):
+    method = get_method("gemu")(**TINY["gemu"], repair_n2r=5.0)
+    method.unlearn(mlp, make_task(dataset))
+    n_forget = int((dataset.train.y == FORGET).sum())
+    assert method.history[-2]["samples"] == n_forget + int(n_forget * 2.0)  # noise + n2r 2
+    assert method.history[-1]["samples"] == min(int(n_forget * 5.0),
+                                                int((dataset.train.y != FORGET).sum()))
+
+
 # ------------------------------------------------------------------------------- presets
 
 def test_thesis_presets_resolve_to_the_published_values():
     gemu = GEMU(preset="thesis", dataset="mnist").params
     assert gemu == {"epochs": 6, "noise_lr": 0.03, "noise_batch": 32, "n2r": 11.5, "lam": 0.26,
                     "n_layers": 1, "hidden": 1024, "noise_dim": 35, "impair_lr": 0.05,
-                    "repair_lr": 0.01, "impair_batch": 8, "repair_batch": 8, "bounded": False}
+                    "repair_lr": 0.01, "impair_batch": 8, "repair_batch": 8, "bounded": False,
+                    "impair_freeze_conv": False,
+                    "repair_freeze_conv": False, "repair_n2r": 0.0}
     gefeu = GeFeU(preset="thesis", dataset="fashion_mnist").params
     assert gefeu == {"epochs": 7, "noise_lr": 0.24, "noise_batch": 100, "n2r": 4.75,
                      "lam": 0.07, "n_layers": 5, "hidden": 1024, "noise_dim": 128,
                      "impair_lr": 0.04, "repair_lr": 0.02, "impair_batch": 8,
-                     "repair_batch": 8, "bounded": False}
+                     "repair_batch": 8, "bounded": False, "impair_freeze_conv": False,
+                     "repair_freeze_conv": False, "repair_n2r": 0.0}
     for ds, lr in (("mnist", 1e-5), ("cmnist", 1e-4), ("fashion_mnist", 2e-5)):
         ga = GradientAscent(preset="thesis", dataset=ds).params
         assert ga["lr"] == lr and ga["epochs"] == 1 and ga["batch_size"] == 8

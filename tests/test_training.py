@@ -9,7 +9,15 @@ from conftest import make_dataset
 from unlearnlab.errors import ConfigError, DivergenceError
 from unlearnlab.evaluation import mean_cross_entropy
 from unlearnlab.models import create_model
-from unlearnlab.training import RECIPES, fit, pick_device, predict, recipe_for, seed_everything
+from unlearnlab.training import (
+    RECIPES,
+    adam,
+    fit,
+    pick_device,
+    predict,
+    recipe_for,
+    seed_everything,
+)
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +141,25 @@ def test_pick_device():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA is not available"):
             pick_device("cuda")
+
+
+@pytest.mark.parametrize("name,channels", [("mlp", 1), ("convnet", 3)])
+def test_foreach_adam_is_bitwise_the_default_loop(name, channels):
+    """``adam`` (foreach kernels) must train exactly as torch's default CPU Adam, so that
+    models trained before the switch stay valid cache entries."""
+    def train(make_optimizer):
+        torch.manual_seed(0)
+        model = create_model(name, channels)
+        gen = torch.Generator().manual_seed(1)
+        x, y = torch.rand(8 * 32, channels, 28, 28, generator=gen), torch.arange(8 * 32) % 10
+        optimizer = make_optimizer(model.parameters())
+        for i in range(8):
+            loss = torch.nn.functional.cross_entropy(model(x[i * 32:(i + 1) * 32]),
+                                                     y[i * 32:(i + 1) * 32])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    assert torch.equal(train(lambda p: adam(p, 1e-3)),
+                       train(lambda p: torch.optim.Adam(p, lr=1e-3, foreach=False)))

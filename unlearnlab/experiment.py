@@ -22,13 +22,17 @@ from .methods import UnlearnTask, get_method
 from .metrics import Outputs, avg_gap, forget_metrics, parameter_distance, select_metrics
 from .metrics import relearn_steps as relearn_steps_of
 from .models import create_model
-from .store import config_key, load_model, model_path, save_model
+from .store import config_key, load_model, load_payload, model_path, save_model, save_payload
 from .training import Recipe, fit, pick_device, predict, recipe_for, seed_everything
 
 log = logging.getLogger("unlearnlab")
 
 # Quick mode: a stratified subset (per class) and one training epoch, so CI stays fast.
 QUICK = {"train_per_class": 300, "test_per_class": 100, "epochs": 1}
+# The per-epoch test curve of a training run uses a seeded stratified sample of this many test
+# samples per class (evaluating all 10,000 after every epoch cost a quarter of the ConvNet's
+# training time); the record's test metrics always use the whole test split.
+CURVE_TEST_PER_CLASS = 200
 # Seeds the held-out validation split (``RunConfig.validation``): fixed, so every run seed holds
 # out the same rows and the retrained ensemble is evaluated on one validation set.
 VALIDATION_SEED = 1009
@@ -114,7 +118,7 @@ class Scenario:
                 "arch": self.arch, "recipe": self.recipe.to_dict(),
                 "forget": str(self.spec) if role == "retrained" else None,
                 "quick": QUICK if self.config.quick else None, "seed": self.config.seed,
-                "version": __version__,
+                "version": __version__, "curve_test_per_class": CURVE_TEST_PER_CLASS,
                 **({"train_per_class": n} if (n := self.config.train_per_class) else {}),
                 # the held-out rows depend on the forget spec (stratified by membership)
                 **({"validation": {"fraction": v, "seed": VALIDATION_SEED,
@@ -239,10 +243,13 @@ def train_or_load(sc: Scenario, role: str) -> tuple[nn.Module, dict]:
     log.info("training the %s model: %s on %s, %d epochs over %d samples", role, sc.arch,
              sc.dataset.name, r.epochs, len(rows))
 
+    curve = stratified_rows(sc.test.y, CURVE_TEST_PER_CLASS, sc.config.seed)
+    curve_x, curve_y = sc.test.x[curve], sc.test.y[curve]
+
     def test_metrics(m):
-        logits = predict(m, sc.test.x, device=sc.device)
-        return {"test_loss": mean_cross_entropy(logits, sc.test.y),
-                "test_acc": accuracy(logits.argmax(1), sc.test.y)}
+        logits = predict(m, curve_x, device=sc.device)
+        return {"test_loss": mean_cross_entropy(logits, curve_y),
+                "test_acc": accuracy(logits.argmax(1), curve_y)}
 
     start = time.perf_counter()
     history = fit(model, sc.train.x[rows], sc.train.y[rows], epochs=r.epochs,
@@ -255,14 +262,26 @@ def train_or_load(sc: Scenario, role: str) -> tuple[nn.Module, dict]:
     return model.eval(), meta
 
 
-def method_code_hash() -> str:
-    """sha256 of the methods package and the training loop they share: models unlearned by
-    edited code are never reused, even within one package version."""
+def code_hash(paths: list[Path]) -> str:
+    """sha256 of source files (names and contents), so that results of edited code are never
+    reused, even within one package version."""
     h = hashlib.sha256()
-    here = Path(__file__).parent
-    for path in sorted([*(here / "methods").glob("*.py"), here / "training.py"]):
+    for path in sorted(paths):
         h.update(path.name.encode() + path.read_bytes())
     return h.hexdigest()[:16]
+
+
+def method_code_hash() -> str:
+    """The code of the methods package and the training loop they share."""
+    here = Path(__file__).parent
+    return code_hash([*(here / "methods").glob("*.py"), here / "training.py"])
+
+
+def evaluation_code_hash() -> str:
+    """The code a baseline evaluation depends on (prediction, evaluation, metrics, MIA)."""
+    here = Path(__file__).parent
+    return code_hash([here / f"{name}.py" for name in ("experiment", "evaluation", "metrics",
+                                                       "mia", "models", "training")])
 
 
 def unlearn_or_load(sc: Scenario, method, original: nn.Module) -> tuple[nn.Module, dict]:
@@ -347,22 +366,40 @@ def relearn(sc: Scenario, model: nn.Module, original: nn.Module) -> dict:
 def prepare(cfg: RunConfig, untrained: bool = False) -> Baselines:
     """Build the scenario and train or load its original and retrained models, and evaluate
     them (with ``untrained``, the fresh initialisation is evaluated as a baseline too)."""
-    names = select_metrics(cfg.metrics)
     sc = build_scenario(cfg)
     models, metas = {"untrained": new_model(sc).eval()}, {}
     for role in ("original", "retrained"):
         models[role], metas[role] = train_or_load(sc, role)
+    evaluations, outputs = evaluate_baselines(sc, models)
+    if not untrained:
+        del evaluations["untrained"]
+    return Baselines(sc, models, metas, evaluations, outputs)
+
+
+def evaluate_baselines(sc: Scenario, models: dict[str, nn.Module]) -> tuple[dict, dict]:
+    """The evaluations (forget-set metrics included) and probe logits of the untrained,
+    original and retrained models, cached beside their checkpoints under everything they
+    depend on: a warm run (``ALLREADY_TRAINED``) reads them instead of predicting again."""
+    names = select_metrics(sc.config.metrics)
+    config = {"role": "baselines", "dataset": sc.dataset.name, "arch": sc.arch,
+              "seed": sc.config.seed, "original": sc.model_config("original"),
+              "retrained": sc.model_config("retrained"), "metrics": names,
+              "split_hash": split_hash(sc), "code": evaluation_code_hash()}
+    path = model_path(sc.root, config)
+    if sc.config.reuse and path.exists():
+        payload = load_payload(path, config)
+        return payload["evaluations"], payload["outputs"]
     evaluations, outputs = {}, {}
     for name, model in models.items():
         evaluations[name], outputs[name] = assess(sc, model)
-    if not untrained:
-        del evaluations["untrained"]
     scores = forget_metrics(scored_outputs(sc, outputs), names, roles=("original", "retrained"))
     for role, values in scores.items():
         evaluations[role].update(values)
     if "relearn_steps" in names:
         evaluations["retrained"].update(relearn(sc, models["retrained"], models["original"]))
-    return Baselines(sc, models, metas, evaluations, outputs)
+    save_payload(path, {"evaluations": evaluations, "outputs": outputs,
+                        "meta": {"config": config}})
+    return evaluations, outputs
 
 
 def run_method(base: Baselines, name: str, params: dict | None = None,

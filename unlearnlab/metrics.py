@@ -19,7 +19,7 @@ from torch import nn
 
 from . import mia
 from .errors import ConfigError
-from .training import predict
+from .training import adam, predict
 
 
 def parameter_distance(a: nn.Module, b: nn.Module) -> float:
@@ -234,7 +234,7 @@ def relearn_steps(model: nn.Module, forget_x: torch.Tensor, forget_y: torch.Tens
 
     if reached():
         return 0, True
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    optimizer = adam(net.parameters(), lr)
     for step in range(1, max_steps + 1):
         f = torch.randint(len(forget_y), (batch_size,), generator=gen)
         r = torch.randint(len(retain_y), (batch_size,), generator=gen)

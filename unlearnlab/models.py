@@ -47,6 +47,14 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
+def pool_relu(x: torch.Tensor) -> torch.Tensor:
+    """``max_pool2d(relu(x), 2)`` computed as ``relu(max_pool2d(x, 2))``: ReLU is monotone, so
+    the two orders select the same maxima and give bitwise-identical outputs and gradients,
+    but pooling first applies ReLU (and its backward) to a quarter of the values. Measured
+    1.3x to 1.9x faster training steps on CPU (``benchmarks/bench_perf.py``)."""
+    return torch.relu(nn.functional.max_pool2d(x, 2))
+
+
 @register_model("cnn")
 class SeedCNN(nn.Module):
     """Seed A's CNN (Fabbri 2024): conv 32 -> conv 64 (3x3, padding 1, ReLU, 2x2 max-pool each)
@@ -64,8 +72,8 @@ class SeedCNN(nn.Module):
 
     def features(self, x):
         """Penultimate activations (N x 64)."""
-        x = nn.functional.max_pool2d(torch.relu(self.conv1(self.norm(x))), 2)
-        x = nn.functional.max_pool2d(torch.relu(self.conv2(x)), 2)
+        x = pool_relu(self.conv1(self.norm(x)))
+        x = pool_relu(self.conv2(x))
         x = torch.relu(self.fc1(x.flatten(1)))
         return torch.relu(self.fc2(x))
 
@@ -106,7 +114,7 @@ class ConvNet(nn.Module):
 
     def features(self, x):
         for conv in (self.conv1, self.conv2, self.conv3):
-            x = nn.functional.max_pool2d(torch.relu(conv(x)), 2)
+            x = pool_relu(conv(x))
         return torch.relu(self.fc1(x.flatten(1)))
 
     def forward(self, x):

@@ -91,25 +91,37 @@ def write_json(path: Path, obj) -> None:
 
 
 def save_model(path: Path, model: nn.Module, meta: dict) -> None:
+    save_payload(path, {"state_dict": model.state_dict(), "meta": meta})
+
+
+def save_payload(path: Path, payload: dict) -> None:
+    """``torch.save`` a dict of tensors and plain data (with ``meta["config"]``), atomically."""
     with atomic_path(path) as tmp:
-        torch.save({"state_dict": model.state_dict(), "meta": meta}, tmp)
+        torch.save(payload, tmp)
+
+
+def load_payload(path: Path, expected_config: dict) -> dict:
+    """A payload written by ``save_payload``, read with ``weights_only=True``, if its
+    ``meta["config"]`` equals ``expected_config``; ``CacheError`` otherwise."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+        raise CacheError(f"cache file '{path}' cannot be loaded safely ({type(exc).__name__}); "
+                         "delete it and run again to recompute it") from exc
+    meta = payload.get("meta", {}) if isinstance(payload, dict) else {}
+    if not isinstance(meta, dict) or meta.get("config") != expected_config:
+        raise CacheError(f"cache file '{path}' was made with another configuration; delete it "
+                         "and run again to recompute it")
+    return payload
 
 
 def load_model(path: Path, model: nn.Module, expected_config: dict) -> dict:
     """Load weights into ``model`` if the checkpoint's config equals ``expected_config``;
     return its meta. Refuses anything that is not a plain tensor/metadata checkpoint."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
-        raise CacheError(f"checkpoint '{path}' cannot be loaded safely ({type(exc).__name__}); "
-                         "delete it and run again to retrain") from exc
-    meta = payload.get("meta", {}) if isinstance(payload, dict) else {}
-    if not isinstance(meta, dict) or meta.get("config") != expected_config:
-        raise CacheError(f"checkpoint '{path}' was made with another configuration; delete it "
-                         "and run again to retrain")
+    payload = load_payload(path, expected_config)
     try:
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, AttributeError, RuntimeError) as exc:
         raise CacheError(f"checkpoint '{path}' does not hold weights for this model "
                          f"({type(exc).__name__}); delete it and run again to retrain") from exc
-    return meta
+    return payload["meta"]

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DivergenceError
+from ..training import adam
 from . import register_method
 from .base import UnlearningMethod, UnlearnTask
 from .noise_generator import Timer
@@ -83,8 +84,8 @@ class GradientAscent(UnlearningMethod):
         device = task.device
         net = self.copy_model(model).to(device)
         net.train()
-        optimizer = torch.optim.Adam([q for q in net.parameters() if q.requires_grad],
-                                     lr=p["lr"], maximize=True)
+        optimizer = adam([q for q in net.parameters() if q.requires_grad], p["lr"],
+                         maximize=True)
         gen = torch.Generator().manual_seed(task.seed)
         step, stopped = 0, False
         with Timer(self.timings, "ascent"):

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DivergenceError
+from ..training import adam
 from . import register_method
 from .base import UnlearningMethod, UnlearnTask
 from .noise_generator import Timer
@@ -101,7 +102,7 @@ class L1Sparse(UnlearningMethod):
             raise ConfigError(f"{self.name}: the retain sample is empty; raise retain_fraction")
         net = self.copy_model(model).to(device)
         params = [q for q in net.parameters() if q.requires_grad]
-        optimizer = torch.optim.Adam(params, lr=p["lr"])
+        optimizer = adam(params, p["lr"])
         x, y = x.to(device), y.to(device)
         steps = p["epochs"] * math.ceil(n / p["batch_size"])
         step = 0

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DivergenceError
+from ..training import adam
 from . import register_method
 from .base import UnlearningMethod, UnlearnTask
 from .finetune import check_count, check_finite, sample_rows
@@ -102,8 +103,7 @@ class NegGradPlus(UnlearningMethod):
         device, alpha = task.device, p["alpha"]
         net = self.copy_model(model).to(device)
         net.train()
-        optimizer = torch.optim.Adam([q for q in net.parameters() if q.requires_grad],
-                                     lr=p["lr"])
+        optimizer = adam([q for q in net.parameters() if q.requires_grad], p["lr"])
         gen = torch.Generator().manual_seed(task.seed)
         forget = CyclicBatches(len(task.forget_y), p["forget_batch"], gen)
         ce = nn.functional.cross_entropy

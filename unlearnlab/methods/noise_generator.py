@@ -18,9 +18,10 @@ Deviations from the thesis's ``NoiseGenerator``:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -74,6 +75,21 @@ def train_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, lr: float
     if not all(torch.isfinite(p).all() for p in model.parameters()):
         raise DivergenceError(f"{desc}: a weight became non-finite; lower the learning rate")
     return {"phase": desc, "loss": entry["loss"], "acc": entry["acc"], "samples": len(x)}
+
+
+@contextlib.contextmanager
+def frozen(params: Iterable[nn.Parameter]):
+    """Turn ``requires_grad`` off for ``params`` inside the block (autograd then computes no
+    gradient for them, and ``training.fit`` leaves them out) and restore each flag after it."""
+    params = list(params)
+    flags = [q.requires_grad for q in params]
+    for q in params:
+        q.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for q, flag in zip(params, flags, strict=True):
+            q.requires_grad_(flag)
 
 
 class Timer:

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DivergenceError
+from ..training import adam
 from . import register_method
 from .base import UnlearningMethod, UnlearnTask
 from .finetune import check_count, check_finite, sample_rows
@@ -99,8 +100,7 @@ class Scrub(UnlearningMethod):
             q.requires_grad_(False)
         self.teacher = teacher  # kept for inspection (tests)
         student = self.copy_model(model).to(device)
-        optimizer = torch.optim.Adam([q for q in student.parameters() if q.requires_grad],
-                                     lr=p["lr"])
+        optimizer = adam([q for q in student.parameters() if q.requires_grad], p["lr"])
         gen = torch.Generator().manual_seed(task.seed)
         for epoch in range(1, p["epochs"] + 1):
             if epoch <= p["msteps"]:

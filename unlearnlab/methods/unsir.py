@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DivergenceError
+from ..training import adam
 from . import register_method
 from .base import UnlearningMethod, UnlearnTask
 from .noise_generator import Timer, train_epoch
@@ -134,7 +135,7 @@ class UNSIR(UnlearningMethod):
         shape = (p["noise_batch"], *task.forget_x.shape[1:])
         noise = torch.randn(shape, generator=gen).to(task.device).requires_grad_(True)
         target = torch.full((p["noise_batch"],), label, dtype=torch.long, device=task.device)
-        optimizer = torch.optim.Adam([noise], lr=p["noise_lr"])
+        optimizer = adam([noise], p["noise_lr"])
         flags = [q.requires_grad for q in net.parameters()]
         for q in net.parameters():
             q.requires_grad_(False)
