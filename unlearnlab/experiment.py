@@ -96,6 +96,7 @@ class Scenario:
     forget_class: int
     # The forget-set metrics' samples: set name -> (split, positions), see ``metrics.Outputs``.
     probe: dict[str, tuple[str, torch.Tensor]]
+    task: UnlearnTask | None = field(default=None, repr=False)  # built by ``unlearn_task``
 
     @property
     def kind(self) -> str:
@@ -315,11 +316,17 @@ class RunResult:
 
 
 def unlearn_task(sc: Scenario) -> UnlearnTask:
-    rows = sc.train_rows
-    forget = sc.masks["train"][rows]
-    x, y = sc.train.x[rows], sc.train.y[rows]
-    return UnlearnTask(x[forget], y[forget], x[~forget], y[~forget], sc.dataset.num_classes,
-                       sc.recipe, sc.device, sc.config.seed, sc.dataset.name)
+    """The forget and retain training samples (with an oversampled recipe's duplicates) of the
+    scenario, built once per scenario: every method and relearn run of a seed shares them (and
+    none writes into them)."""
+    if sc.task is None:
+        rows = sc.train_rows
+        forget = sc.masks["train"][rows]
+        x, y = sc.train.x[rows], sc.train.y[rows]
+        sc.task = UnlearnTask(x[forget], y[forget], x[~forget], y[~forget],
+                              sc.dataset.num_classes, sc.recipe, sc.device, sc.config.seed,
+                              sc.dataset.name)
+    return sc.task
 
 
 @dataclass
