@@ -44,8 +44,9 @@ bench: venv data
 bench-figures: venv
 	$(PY) scripts/make_bench_figures.py results/bench --out assets
 
+# Throughput against the seeds' DataLoader pipeline, then the thesis grid cold and warm (~15 min).
 bench-perf: venv data
-	$(PY) benchmarks/bench_perf.py
+	$(PY) benchmarks/bench_perf.py --grid
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -16,7 +16,7 @@ and run bundles are deleted first, so every method runs again).
 
 Prints a table of median images/s over repeated runs and the ratio, and writes JSON.
 Usage: python benchmarks/bench_perf.py [--data-dir data] [--steps 120] [--repeats 3]
-                                       [--grid [--seeds 5]] [--out benchmarks/results/perf.json]
+           [--grid [--seeds 5] [--grid-root NEW_DIR] [--quick]] [--out benchmarks/results/perf.json]
 """
 
 from __future__ import annotations
