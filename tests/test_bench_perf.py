@@ -39,3 +39,12 @@ def test_bench_perf_smoke(shared_isolated_root, tmp_path):
     assert len(grid["method_times"]) == 9
     assert all(row["ratio_max"] > 0 for row in grid["method_times"].values())
     assert "thesis grid, 1 seeds (quick): cold" in proc.stdout
+
+
+def test_grid_root_must_be_a_new_folder(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_perf.py"), "--grid",
+                           "--grid-root", str(tmp_path)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2
+    assert f"--grid-root '{tmp_path}' exists" in proc.stderr
