@@ -36,7 +36,7 @@ from ..errors import ConfigError, DivergenceError
 from ..training import fit
 from . import register_method
 from .base import UnlearningMethod, UnlearnTask
-from .noise_generator import Timer
+from .noise_generator import Timer, frozen
 
 
 def neighbour_labels(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bound: float,
@@ -44,24 +44,20 @@ def neighbour_labels(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bound: 
     """The class one FGSM step of size ``bound`` pushes each sample into, never its own label
     (the runner-up class instead). ``model`` is used in eval mode and left unchanged."""
     was_training = model.training
-    flags = [q.requires_grad for q in model.parameters()]
-    for q in model.parameters():
-        q.requires_grad_(False)
     model.eval()
     labels = []
     try:
-        for start in range(0, len(y), batch_size):
-            xb = x[start:start + batch_size].to(device).requires_grad_(True)
-            yb = y[start:start + batch_size].to(device)
-            (grad,) = torch.autograd.grad(nn.functional.cross_entropy(model(xb), yb), xb)
-            with torch.no_grad():
-                adv = (xb + bound * grad.sign()).clamp(0, 1)
-                logits = model(adv)
-                logits[torch.arange(len(yb)), yb] = -math.inf  # the best class other than y
-                labels.append(logits.argmax(1).cpu())
+        with frozen(model.parameters()):
+            for start in range(0, len(y), batch_size):
+                xb = x[start:start + batch_size].to(device).requires_grad_(True)
+                yb = y[start:start + batch_size].to(device)
+                (grad,) = torch.autograd.grad(nn.functional.cross_entropy(model(xb), yb), xb)
+                with torch.no_grad():
+                    adv = (xb + bound * grad.sign()).clamp(0, 1)
+                    logits = model(adv)
+                    logits[torch.arange(len(yb)), yb] = -math.inf  # the best class but y
+                    labels.append(logits.argmax(1).cpu())
     finally:
-        for q, flag in zip(model.parameters(), flags, strict=True):
-            q.requires_grad_(flag)
         model.train(was_training)
     return torch.cat(labels) if labels else y.clone()
 

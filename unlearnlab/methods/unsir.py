@@ -44,7 +44,7 @@ from ..errors import ConfigError, DivergenceError
 from ..training import adam
 from . import register_method
 from .base import UnlearningMethod, UnlearnTask
-from .noise_generator import Timer, train_epoch
+from .noise_generator import Timer, frozen, train_epoch
 
 
 @register_method
@@ -136,11 +136,8 @@ class UNSIR(UnlearningMethod):
         noise = torch.randn(shape, generator=gen).to(task.device).requires_grad_(True)
         target = torch.full((p["noise_batch"],), label, dtype=torch.long, device=task.device)
         optimizer = adam([noise], p["noise_lr"])
-        flags = [q.requires_grad for q in net.parameters()]
-        for q in net.parameters():
-            q.requires_grad_(False)
         net.eval()
-        try:
+        with frozen(net.parameters()):
             for _ in range(p["noise_steps"]):
                 ce = nn.functional.cross_entropy(net(noise), target)
                 reg = noise.pow(2).flatten(1).sum(1).mean()
@@ -148,9 +145,6 @@ class UNSIR(UnlearningMethod):
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-        finally:
-            for q, flag in zip(net.parameters(), flags, strict=True):
-                q.requires_grad_(flag)
         loss = loss.item()
         if not math.isfinite(loss):
             raise DivergenceError(f"{self.name} noise: the noise loss became {loss} for class "
