@@ -72,9 +72,9 @@ def tensor_pipeline(model, x, y, steps, batch_size, seed=0):
         _step(model, optimizer, x[idx], y[idx])
 
 
-def loader_pipeline(model, dataset, steps, batch_size, workers, seed=0, optimizer=adam):
+def loader_pipeline(model, dataset, steps, batch_size, workers, seed=0, make_optimizer=adam):
     """The seeds' loop: a torchvision dataset decoded per sample through PIL and transforms."""
-    optimizer = optimizer(model.parameters(), 1e-3)
+    optimizer = make_optimizer(model.parameters(), 1e-3)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True,
                                          num_workers=workers,
                                          generator=torch.Generator().manual_seed(seed))
@@ -253,14 +253,16 @@ def main(argv=None):
             entry = {"arch": arch, "dataset": name, "batch_size": batch, "steps": args.steps,
                      "tensor_images_per_s": lab, "tensor_runs": lab_runs}
             nchw = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
-            for key, net, workers in (("w0", model, 0), ("w2", model, 2), ("seed", nchw, 0)):
-                seed = key == "seed"
-                with mock.patch.object(models, "pool_relu", seed_pool_relu if seed
-                                       else models.pool_relu):
-                    rate, runs = measure(lambda m=net, t=tv, b=batch, w=workers, o=(
-                        seed_adam if seed else adam): loader_pipeline(m, t, args.steps, b, w,
-                                                                      optimizer=o),
-                        images, args.repeats)
+            # (column, model, workers, conv block order, optimiser)
+            setups = (("w0", model, 0, models.pool_relu, adam),
+                      ("w2", model, 2, models.pool_relu, adam),
+                      ("seed", nchw, 0, seed_pool_relu, seed_adam))
+            for key, net, workers, block, make_optimizer in setups:
+                with mock.patch.object(models, "pool_relu", block):
+                    rate, runs = measure(lambda m=net, t=tv, b=batch, w=workers,
+                                         o=make_optimizer: loader_pipeline(
+                                             m, t, args.steps, b, w, make_optimizer=o),
+                                         images, args.repeats)
                 entry[f"loader_{key}_images_per_s"] = rate
                 entry[f"loader_{key}_runs"] = runs
                 entry[f"ratio_vs_loader_{key}"] = lab / rate
