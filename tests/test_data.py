@@ -14,6 +14,7 @@ from unlearnlab.data import (
     COLORS,
     DIGIT_CLASSES,
     FASHION_CLASSES,
+    IDX_FILES,
     Split,
     load_dataset,
 )
@@ -67,6 +68,25 @@ def test_fashion_mnist(fashion):
     assert torch.equal(torch.bincount(fashion.train.y), torch.full((10,), 6000))
     assert torch.equal(torch.bincount(fashion.test.y), torch.full((10,), 1000))
     assert fashion.classes == FASHION_CLASSES and fashion.classes[5] == "Sandal"
+
+
+def test_idx_md5s_are_torchvisions():
+    """The lab's copy of the published MD5s is torchvision's, file for file."""
+    import torchvision.datasets as tvd
+
+    for name, cls in (("mnist", tvd.MNIST), ("fashion_mnist", tvd.FashionMNIST)):
+        assert IDX_FILES[name] == (cls.__name__, tuple(tuple(r) for r in cls.resources))
+
+
+def test_loading_local_files_does_not_import_torchvision(real_data):
+    """Loading verified local files (the warm path of every command) skips the ~1 s import."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from unlearnlab.data import load_dataset; "
+            f"load_dataset('mnist', {str(real_data)!r}); print('torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_datasets_have_distinct_checksums(mnist, fashion, cmnist):

@@ -60,6 +60,7 @@ def compare(cfg: RunConfig, methods: list[str], seeds: int, out: Path | None = N
         models = {"untrained": base.models["untrained"], "trained": base.models["original"],
                   "retrained": base.models["retrained"]}
         names = {"untrained": "untrained", "original": "trained", "retrained": "retrained"}
+        logits = {names[role]: probe for role, probe in base.outputs.items()}  # probe-set logits
         for role, evaluation in base.evaluations.items():
             rows.append({"model": names[role], "seed": seed, **_flat(evaluation)})
         for name in methods:
@@ -68,14 +69,14 @@ def compare(cfg: RunConfig, methods: list[str], seeds: int, out: Path | None = N
             evaluation = result.record["models"]["unlearned"]
             if evaluation is not None:  # a diverged run has no model and no metrics
                 models[name] = result.models["unlearned"]
+                logits[name] = result.outputs["unlearned"]
             rows.append({"model": name, "seed": seed, **_flat(evaluation or {}),
                          "diverged": evaluation is None,
                          "seconds": result.record["seconds"]["unlearn"],
                          "retrain_seconds": result.record["seconds"]["retrained"]})
             if out is not None:
                 write_json(Path(out) / f"{name}_seed{seed}.json", result.record)
-        forget_x = base.scenario.train.x[base.scenario.masks["train"]]
-        kls[seed] = _full_kl(kl_matrix(models, forget_x, device=base.scenario.device),
+        kls[seed] = _full_kl(kl_matrix({name: logits[name]["forget_train"] for name in models}),
                              [*("untrained", "trained", "retrained"), *methods])
         all_models[seed] = models
         histories[seed] = {"trained": base.metas["original"]["history"],

@@ -309,10 +309,14 @@ def unlearn_or_load(sc: Scenario, method, original: nn.Module) -> tuple[nn.Modul
 
 @dataclass
 class RunResult:
+    """``outputs``: the probe-set logits of the original, retrained and (unless the method
+    diverged) unlearned models, as in ``Baselines.outputs``."""
+
     record: dict
     scenario: Scenario
     models: dict[str, nn.Module]
     histories: dict[str, list[dict]]
+    outputs: dict[str, dict[str, torch.Tensor]]
 
 
 def unlearn_task(sc: Scenario) -> UnlearnTask:
@@ -475,7 +479,7 @@ def run_method(base: Baselines, name: str, params: dict | None = None,
     models = {"original": original, "retrained": retrained, "unlearned": unlearned}
     histories = {"original": base.metas["original"]["history"],
                  "retrained": base.metas["retrained"]["history"], "unlearn": meta_u["history"]}
-    return RunResult(record, sc, models, histories)
+    return RunResult(record, sc, models, histories, outputs)
 
 
 def anamnesis_index(evaluations: dict) -> float | None:

@@ -45,12 +45,11 @@ def kl_divergence(logits_p: torch.Tensor, logits_q: torch.Tensor) -> float:
     return float((log_p.exp() * (log_p - log_q)).sum(1).mean())
 
 
-def kl_matrix(models: dict[str, nn.Module], x: torch.Tensor,
-              device=None) -> tuple[list[str], np.ndarray]:
-    """Entry [i, j] = mean KL(P_i || P_j) on ``x``, for every pair of named models.
+def kl_matrix(logits: dict[str, torch.Tensor]) -> tuple[list[str], np.ndarray]:
+    """Entry [i, j] = mean KL(P_i || P_j) over the samples, for every pair of named models,
+    from each model's logits on the same samples.
     Note the thesis's heatmaps put KL(P_col || P_row) at (row, col); this is the transpose."""
-    names = list(models)
-    logits = {n: predict(m, x, device=device) for n, m in models.items()}
+    names = list(logits)
     matrix = np.array([[kl_divergence(logits[i], logits[j]) for j in names] for i in names])
     return names, matrix
 
