@@ -23,7 +23,7 @@ from .metrics import Outputs, avg_gap, forget_metrics, parameter_distance, selec
 from .metrics import relearn_steps as relearn_steps_of
 from .models import create_model
 from .store import config_key, load_model, load_payload, model_path, save_model, save_payload
-from .training import Recipe, fit, pick_device, predict, recipe_for, seed_everything
+from .training import OPTIMIZER, Recipe, fit, pick_device, predict, recipe_for, seed_everything
 
 log = logging.getLogger("unlearnlab")
 
@@ -120,6 +120,7 @@ class Scenario:
                 "forget": str(self.spec) if role == "retrained" else None,
                 "quick": QUICK if self.config.quick else None, "seed": self.config.seed,
                 "version": __version__, "curve_test_per_class": CURVE_TEST_PER_CLASS,
+                "optimizer": OPTIMIZER,
                 **({"train_per_class": n} if (n := self.config.train_per_class) else {}),
                 # the held-out rows depend on the forget spec (stratified by membership)
                 **({"validation": {"fraction": v, "seed": VALIDATION_SEED,
