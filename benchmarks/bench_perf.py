@@ -3,10 +3,11 @@ torchvision ``Dataset`` + ``DataLoader`` with per-sample transforms, on the same
 number of optimiser steps, measured side by side in one run.
 
 The lab's models keep conv weights channels-last (``models.create_model``), pool before the
-ReLU (``models.pool_relu``) and train with foreach Adam (``training.adam``); all three give
-bitwise the seeds' results. The DataLoader runs use the very same model and optimiser (so
-their ratio isolates the data pipeline) and, in the "seed set-up" column, the seeds' code as it
-was: NCHW layout, ReLU before pooling and torch's default Adam loop, fed by the DataLoader.
+ReLU (``models.pool_relu``) and train with fused Adam (``training.adam``); the first two give
+bitwise the seeds' results, fused Adam the same update up to float rounding. The DataLoader
+runs use the very same model and optimiser (so their ratio isolates the data pipeline) and, in
+the "seed set-up" column, the seeds' code as it was: NCHW layout, ReLU before pooling and
+torch's default Adam loop, fed by the DataLoader.
 
 With ``--grid`` it also times the thesis grid end to end (``unlearnlab compare`` on the three
 thesis scenarios, untrained/trained/retrained + gradient ascent, GEMU and GeFeU x ``--seeds``,
@@ -15,7 +16,7 @@ default presets, every metric), one process per dataset: cold in a fresh data ro
 and run bundles are deleted first, so every method runs again).
 
 Prints a table of median images/s over repeated runs and the ratio, and writes JSON.
-Usage: python benchmarks/bench_perf.py [--data-dir data] [--steps 120] [--repeats 3]
+Usage: python benchmarks/bench_perf.py [--data-dir data] [--steps 120] [--repeats 5]
            [--grid [--seeds 5] [--grid-root NEW_DIR] [--quick]] [--out benchmarks/results/perf.json]
 """
 
@@ -102,15 +103,27 @@ def seed_adam(params, lr):
     return torch.optim.Adam(params, lr=lr)
 
 
-def measure(fn, images, repeats):
-    """Median images/s over ``repeats`` timed runs after one warm-up run."""
-    fn()
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def measure(fns: dict, images: int, repeats: int) -> dict[str, tuple[float, list[float]]]:
+    """(median, all) images/s of each named function over ``repeats`` rounds, after one warm-up
+    call each. Every round times each function once, in turn, so that a change in the machine's
+    background load falls on all of them alike instead of on whichever ran at that moment."""
+    for fn in fns.values():
         fn()
-        rates.append(images / (time.perf_counter() - start))
-    return statistics.median(rates), rates
+    runs = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            runs[name].append(images / (time.perf_counter() - start))
+    return {name: (statistics.median(rates), rates) for name, rates in runs.items()}
+
+
+def with_block(block, fn):
+    """``fn`` run with ``block`` as the models' conv-block order (``models.pool_relu``)."""
+    def run():
+        with mock.patch.object(models, "pool_relu", block):
+            fn()
+    return run
 
 
 def torchvision_dataset(name, root: Path, tmp: Path):
@@ -222,7 +235,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--steps", type=int, default=120)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--eval-images", type=int, default=10_000,
                     help="training images predicted in the evaluation comparison")
     ap.add_argument("--grid", action="store_true",
@@ -248,31 +261,33 @@ def main(argv=None):
             images = args.steps * batch
             seed_everything(0)
             model = create_model(arch, ds.in_channels)
-            lab, lab_runs = measure(lambda m=model, d=ds, b=batch: tensor_pipeline(
-                m, d.train.x, d.train.y, args.steps, b), images, args.repeats)
-            entry = {"arch": arch, "dataset": name, "batch_size": batch, "steps": args.steps,
-                     "tensor_images_per_s": lab, "tensor_runs": lab_runs}
             nchw = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
             # (column, model, workers, conv block order, optimiser)
             setups = (("w0", model, 0, models.pool_relu, adam),
                       ("w2", model, 2, models.pool_relu, adam),
                       ("seed", nchw, 0, seed_pool_relu, seed_adam))
+            train = {"tensor": lambda m=model, d=ds, b=batch: tensor_pipeline(
+                m, d.train.x, d.train.y, args.steps, b)}
             for key, net, workers, block, make_optimizer in setups:
-                with mock.patch.object(models, "pool_relu", block):
-                    rate, runs = measure(lambda m=net, t=tv, b=batch, w=workers,
-                                         o=make_optimizer: loader_pipeline(
-                                             m, t, args.steps, b, w, make_optimizer=o),
-                                         images, args.repeats)
+                train[key] = with_block(block, lambda m=net, t=tv, b=batch, w=workers,
+                                        o=make_optimizer: loader_pipeline(
+                                            m, t, args.steps, b, w, make_optimizer=o))
+            rates = measure(train, images, args.repeats)
+            lab, lab_runs = rates["tensor"]
+            entry = {"arch": arch, "dataset": name, "batch_size": batch, "steps": args.steps,
+                     "tensor_images_per_s": lab, "tensor_runs": lab_runs}
+            for key, *_ in setups:
+                rate, runs = rates[key]
                 entry[f"loader_{key}_images_per_s"] = rate
                 entry[f"loader_{key}_runs"] = runs
                 entry[f"ratio_vs_loader_{key}"] = lab / rate
             eval_images = min(args.eval_images, len(tv))
             subset = torch.utils.data.Subset(tv, range(eval_images))
-            lab_eval, _ = measure(lambda m=model, x=ds.train.x[:eval_images]: predict(m, x),
-                                  eval_images, args.repeats)
-            with mock.patch.object(models, "pool_relu", seed_pool_relu):
-                loader_eval, _ = measure(lambda m=nchw, t=subset: loader_predict(m, t),
-                                         eval_images, args.repeats)
+            evals = measure({"tensor": lambda m=model, x=ds.train.x[:eval_images]: predict(m, x),
+                             "seed": with_block(seed_pool_relu,
+                                                lambda m=nchw, t=subset: loader_predict(m, t))},
+                            eval_images, args.repeats)
+            lab_eval, loader_eval = evals["tensor"][0], evals["seed"][0]
             entry.update({"eval_images": eval_images, "eval_tensor_images_per_s": lab_eval,
                           "eval_loader_seed_images_per_s": loader_eval,
                           "eval_ratio": lab_eval / loader_eval,

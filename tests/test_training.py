@@ -92,6 +92,15 @@ def test_nan_input_raises_divergence(data):
         fit(new(), x, data.train.y, epochs=2, batch_size=64, lr=1e-3, seed=0)
 
 
+@pytest.mark.parametrize("name,channels", [("mlp", 1), ("convnet", 3), ("cnn", 1)])
+def test_predict_default_batch_gives_the_same_logits_bit_for_bit(name, channels):
+    """The per-architecture default batch (64 or 512) changes no logit against batch 128."""
+    torch.manual_seed(0)
+    model = create_model(name, channels)
+    x = torch.rand(1500, channels, 28, 28, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(predict(model, x), predict(model, x, batch_size=128))
+
+
 def test_predict_shape_and_mode(data):
     model = new("cnn")
     model.train()
