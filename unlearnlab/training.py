@@ -68,15 +68,15 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 # The optimiser every model and method trains with; part of each model's cache key, so that
-# models trained with another Adam implementation (before 0.1.0's fused kernels: foreach) retrain.
+# models trained with an earlier Adam implementation (the foreach kernels) are retrained.
 OPTIMIZER = "adam-fused"
 
 
 def adam(params: Iterable[nn.Parameter], lr: float, **options) -> torch.optim.Adam:
     """Adam with torch's fused kernels (one kernel per step for all parameters, on the CPU and
     on CUDA): the same update rule as the default per-parameter loop up to float rounding
-    (``tests/test_training.py``), and 1.2x to 1.4x faster MLP training steps than the foreach
-    kernels on a 2-core CPU, measured side by side (``benchmarks/bench_perf.py``)."""
+    (``tests/test_training.py``), and 1.22x and 1.34x faster MLP training steps than the foreach
+    kernels in two side-by-side runs on a 2-core CPU."""
     return torch.optim.Adam(params, lr=lr, fused=True, **options)
 
 
