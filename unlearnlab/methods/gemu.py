@@ -95,6 +95,15 @@ def conv_parameters(net: nn.Module, freeze: bool) -> list[nn.Parameter]:
             for q in module.parameters()]
 
 
+def retain_sample(task: UnlearnTask, n2r: float,
+                  gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A uniform sample of min(floor(|D_f| * ``n2r``), |D_r|) retain samples without repeats,
+    drawn with ``gen``."""
+    k = min(int(math.floor(len(task.forget_y) * n2r)), len(task.retain_y))
+    rows = torch.randperm(len(task.retain_y), generator=gen)[:k]
+    return task.retain_x[rows], task.retain_y[rows]
+
+
 @register_method
 class GEMU(UnlearningMethod):
     name = "gemu"
@@ -167,9 +176,7 @@ class GEMU(UnlearningMethod):
                 generator.eval()
                 noise = torch.cat([generator.sample(len(chunk), gen).cpu()
                                    for chunk in targets.split(4096)])
-            k = min(int(math.floor(n_forget * p["n2r"])), len(task.retain_y))
-            rows = torch.randperm(len(task.retain_y), generator=gen)[:k]
-            retain_x, retain_y = task.retain_x[rows], task.retain_y[rows]
+            retain_x, retain_y = retain_sample(task, p["n2r"], gen)
             retain_t = (retain_y if targets.dim() == 1 else
                         nn.functional.one_hot(retain_y, task.num_classes).to(targets.dtype))
             x = torch.cat([noise.to(retain_x.dtype), retain_x])
@@ -179,10 +186,8 @@ class GEMU(UnlearningMethod):
                                             device=device, desc=f"{self.name} impair"))
         with Timer(self.timings, "repair"), frozen(conv_parameters(net, p["repair_freeze_conv"])):
             if p["repair_n2r"] > 0:
-                k = min(int(math.floor(n_forget * p["repair_n2r"])), len(task.retain_y))
-                rows = torch.randperm(len(task.retain_y), generator=gen)[:k]
-                retain_x, retain_y = task.retain_x[rows], task.retain_y[rows]
-            if k > 0:
+                retain_x, retain_y = retain_sample(task, p["repair_n2r"], gen)
+            if len(retain_y) > 0:
                 self.history.append(train_epoch(net, retain_x, retain_y, lr=p["repair_lr"],
                                                 batch_size=p["repair_batch"], gen=gen,
                                                 device=device, desc=f"{self.name} repair"))
