@@ -12,9 +12,10 @@ from conftest import make_dataset
 from unlearnlab.errors import ConfigError, DivergenceError
 from unlearnlab.methods import UnlearnTask, get_method
 from unlearnlab.methods.gefeu import GeFeU
-from unlearnlab.methods.gemu import GEMU
+from unlearnlab.methods.gemu import GEMU, MASK_BATCH, specific_weights
 from unlearnlab.methods.gradient_ascent import GradientAscent
 from unlearnlab.methods.noise_generator import NoiseGenerator
+from unlearnlab.methods.ssd import importances
 from unlearnlab.models import create_model
 from unlearnlab.training import fit, predict, recipe_for, seed_everything
 
@@ -135,7 +136,8 @@ def test_history_and_timings(name, mlp, dataset):
     method, _ = run(name, mlp, make_task(dataset))
     phases = [h["phase"] for h in method.history]
     assert phases == [f"{name} noise"] * 2 + [f"{name} impair", f"{name} repair"]
-    assert {"noise", "impair", "repair"} <= set(method.timings)
+    assert {"noise", "mask", "impair", "repair"} <= set(method.timings)
+    assert method.mask == {}  # mask_fraction 0: the impair may change every weight
     assert all(t >= 0 for t in method.timings.values())
     n_forget = int((dataset.train.y == FORGET).sum())
     assert method.history[-2]["samples"] == n_forget + int(n_forget * 2.0)  # noise + retain
@@ -177,6 +179,37 @@ def test_repair_n2r_draws_its_own_retain_sample(mlp, dataset):
                                                 int((dataset.train.y != FORGET).sum()))
 
 
+@pytest.mark.parametrize("name", ["gemu", "gefeu"])
+def test_impair_mask_changes_only_the_most_forget_specific_weights(name, mlp, dataset):
+    task = make_task(dataset)
+    before = state(mlp)
+    # n2r 0 and no repair sample: the impair epoch is the only phase that trains the model
+    method, out = run(name, mlp, task, n2r=0.0, mask_fraction=0.1, mask_samples=50)
+    after, mask = state(out), method.mask
+    assert mask.keys() == {n for n, _ in mlp.named_parameters()}
+    total = sum(m.numel() for m in mask.values())
+    assert sum(int(m.sum()) for m in mask.values()) == round(0.1 * total)
+    for name_, m in mask.items():
+        assert torch.equal(after[name_][m == 0], before[name_][m == 0]), name_
+    assert any(not torch.equal(after[k], before[k]) for k in before)
+    assert method.timings["mask"] > 0
+
+
+def test_specific_weights_ranks_by_the_forget_to_retain_importance_ratio(mlp, dataset):
+    task = make_task(dataset)
+    mlp.eval()
+    mask = specific_weights(mlp, task, 0.05, 100, torch.Generator().manual_seed(3))
+    rows = torch.randperm(len(task.retain_y), generator=torch.Generator().manual_seed(3))[:100]
+    forget = importances(mlp, task.forget_x, task.forget_y, MASK_BATCH, task.device)
+    retain = importances(mlp, task.retain_x[rows], task.retain_y[rows], MASK_BATCH, task.device)
+    ratio = {n: torch.where(forget[n] > 0, forget[n] / retain[n], 0.0) for n in forget}
+    chosen = torch.cat([ratio[n][mask[n] == 1] for n in ratio])
+    rest = torch.cat([ratio[n][mask[n] == 0] for n in ratio])
+    assert chosen.min() >= rest.max()
+    # pixels that are 0 in every image give 0/0 and are never chosen over a real score
+    assert (chosen > 0).all()
+
+
 # ------------------------------------------------------------------------------- presets
 
 def test_thesis_presets_resolve_to_the_published_values():
@@ -185,13 +218,15 @@ def test_thesis_presets_resolve_to_the_published_values():
                     "n_layers": 1, "hidden": 1024, "noise_dim": 35, "impair_lr": 0.05,
                     "repair_lr": 0.01, "impair_batch": 8, "repair_batch": 8, "bounded": False,
                     "impair_freeze_conv": False,
-                    "repair_freeze_conv": False, "repair_n2r": 0.0}
+                    "repair_freeze_conv": False, "repair_n2r": 0.0, "mask_fraction": 0.0,
+                    "mask_samples": 8192}
     gefeu = GeFeU(preset="thesis", dataset="fashion_mnist").params
     assert gefeu == {"epochs": 7, "noise_lr": 0.24, "noise_batch": 100, "n2r": 4.75,
                      "lam": 0.07, "n_layers": 5, "hidden": 1024, "noise_dim": 128,
                      "impair_lr": 0.04, "repair_lr": 0.02, "impair_batch": 8,
                      "repair_batch": 8, "bounded": False, "impair_freeze_conv": False,
-                     "repair_freeze_conv": False, "repair_n2r": 0.0}
+                     "repair_freeze_conv": False, "repair_n2r": 0.0, "mask_fraction": 0.0,
+                     "mask_samples": 8192}
     for ds, lr in (("mnist", 1e-5), ("cmnist", 1e-4), ("fashion_mnist", 2e-5)):
         ga = GradientAscent(preset="thesis", dataset=ds).params
         assert ga["lr"] == lr and ga["epochs"] == 1 and ga["batch_size"] == 8
@@ -276,6 +311,8 @@ def test_gradient_ascent_stops_early(mlp, dataset):
     ("gradient_ascent", {"batch_size": 0}), ("gradient_ascent", {"max_steps": -1}),
     ("gemu", {"noise_lr": -1.0}), ("gemu", {"n2r": -0.5}), ("gemu", {"hidden": 0}),
     ("gefeu", {"impair_lr": float("inf")}), ("gefeu", {"lam": float("nan")}),
+    ("gemu", {"mask_fraction": 1.5}), ("gemu", {"mask_fraction": float("nan")}),
+    ("gefeu", {"mask_fraction": -0.1}), ("gefeu", {"mask_samples": 0}),
 ])
 def test_invalid_hyperparameters(name, params):
     with pytest.raises(ConfigError, match=name):

@@ -22,6 +22,7 @@ the same.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -49,17 +50,38 @@ def saliency_mask(net: nn.Module, x: torch.Tensor, y: torch.Tensor, fraction: fl
         xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
         (nn.functional.cross_entropy(net(xb), yb, reduction="sum") / len(y)).backward()
     net.train(was_training)
-    scores = torch.cat([(q.grad if q.grad is not None else torch.zeros_like(q)).abs().flatten()
-                        for _, q in named])
+    scores = {name: (q.grad if q.grad is not None else torch.zeros_like(q)).abs()
+              for name, q in named}
     net.zero_grad(set_to_none=True)
-    k = max(1, round(fraction * len(scores)))
-    keep = torch.zeros(len(scores), dtype=torch.bool, device=scores.device)
-    keep[torch.sort(scores, descending=True, stable=True).indices[:k]] = True
+    return top_fraction(scores, fraction)
+
+
+def top_fraction(scores: dict[str, torch.Tensor], fraction: float) -> dict[str, torch.Tensor]:
+    """Per name, a 0/1 float mask of the entries whose score is among the top ``fraction`` of
+    all entries of all tensors (one global threshold; ties broken by position, so exactly
+    round(``fraction`` * #entries) entries are 1, at least one)."""
+    flat = torch.cat([s.flatten() for s in scores.values()])
+    k = max(1, round(fraction * len(flat)))
+    keep = torch.zeros(len(flat), dtype=torch.bool, device=flat.device)
+    keep[torch.sort(flat, descending=True, stable=True).indices[:k]] = True
     masks, pos = {}, 0
-    for name, q in named:
-        masks[name] = keep[pos:pos + q.numel()].view_as(q).to(q.dtype)
-        pos += q.numel()
+    for name, s in scores.items():
+        masks[name] = keep[pos:pos + s.numel()].view_as(s).to(s.dtype)
+        pos += s.numel()
     return masks
+
+
+@contextlib.contextmanager
+def masked_gradients(net: nn.Module, masks: dict[str, torch.Tensor]):
+    """Inside the block, every gradient of a parameter named in ``masks`` is multiplied by its
+    mask. Adam's moments of a masked-out weight then stay 0, so Adam leaves it unchanged."""
+    hooks = [q.register_hook(lambda g, m=masks[n]: g * m)
+             for n, q in net.named_parameters() if n in masks]
+    try:
+        yield
+    finally:
+        for h in hooks:
+            h.remove()
 
 
 @register_method
@@ -110,15 +132,9 @@ class SalUn(UnlearningMethod):
             self.mask = saliency_mask(net, x[:len(rows)], task.forget_y[rows],
                                       p["mask_fraction"], p["mask_batch"])
         with Timer(self.timings, "train"):
-            masks = dict(self.mask)
-            hooks = [q.register_hook(lambda g, m=masks[n]: g * m)
-                     for n, q in net.named_parameters() if n in masks]
-            try:
+            with masked_gradients(net, self.mask):
                 self.history = fit(net, x, t, epochs=p["epochs"], batch_size=p["batch_size"],
                                    lr=p["lr"], seed=gen, device=task.device, desc=self.name)
-            finally:
-                for h in hooks:
-                    h.remove()
         check_finite(net, self.name, p["lr"])
         net.eval()
         return net
