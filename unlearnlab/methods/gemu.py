@@ -60,9 +60,10 @@ GEMU_THESIS = {"epochs": 6, "noise_lr": 0.03, "noise_batch": 32, "n2r": 11.5, "l
                "repair_lr": 0.01, "impair_batch": 8, "repair_batch": 8, "bounded": False}
 
 # The lab's tuned values per dataset (unlisted keys: ``defaults``), shared by GEMU and GeFeU.
-# Obtained by grid and random search (about 150 settings x seeds 0-2) on the scenarios
-# mnist rest:mnist_sevens_with_crossbar (MLP), fashion_mnist subset:fashion_mnist_heeled_sandals
-# (MLP) and cmnist subset:mnist_sevens_with_crossbar (ConvNet), judged against each seed's
+# Obtained by grid and random search (about 150 settings x seeds 0-2, ~300 on Fashion) on
+# the scenarios mnist rest:mnist_sevens_with_crossbar (MLP), fashion_mnist
+# subset:fashion_mnist_heeled_sandals (MLP) and cmnist subset:mnist_sevens_with_crossbar
+# (ConvNet), judged against each seed's
 # retrained model: retain_test_acc >= retrained - 2 points, |forget_test_acc - retrained| <= 5
 # points, unlearn seconds <= retrained seconds / 10. The outcome is noisy (one MNIST model
 # unlearned with 5 method seeds spreads over ~12 points of forget accuracy), and so is the
