@@ -38,6 +38,13 @@ def test_bench_perf_smoke(shared_isolated_root, tmp_path):
         assert grid[phase]["seconds"] > 0 and grid[phase]["peak_rss_mb"] > 0
     assert len(grid["method_times"]) == 9
     assert all(row["ratio_max"] > 0 for row in grid["method_times"].values())
+    repeated = grid["method_times_repeated"]
+    assert repeated.keys() == grid["method_times"].keys()
+    for row in repeated.values():
+        (seed,) = row["seeds"]
+        assert len(seed["runs_s"]) == 1 and seed["median_s"] > 0 and seed["retrain_s"] > 0
+        assert row["slowest_repeat_ratio"] >= row["ratio_max"] > 0
+    assert "median of 1 repeats" in proc.stdout
     assert "thesis grid, 1 seeds (quick): cold" in proc.stdout
 
 
