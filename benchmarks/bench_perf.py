@@ -107,8 +107,8 @@ def seed_adam(params, lr):
     return torch.optim.Adam(params, lr=lr)
 
 
-def measure(fns: dict, images: int, repeats: int) -> dict[str, tuple[float, list[float]]]:
-    """(median, all) images/s of each named function over ``repeats`` rounds, after one warm-up
+def time_rounds(fns: dict, repeats: int) -> dict[str, list[float]]:
+    """Wall seconds of each named function in each of ``repeats`` rounds, after one warm-up
     call each. Every round times each function once, in turn, so that a change in the machine's
     background load falls on all of them alike instead of on whichever ran at that moment."""
     for fn in fns.values():
@@ -118,8 +118,15 @@ def measure(fns: dict, images: int, repeats: int) -> dict[str, tuple[float, list
         for name, fn in fns.items():
             start = time.perf_counter()
             fn()
-            runs[name].append(images / (time.perf_counter() - start))
-    return {name: (statistics.median(rates), rates) for name, rates in runs.items()}
+            runs[name].append(time.perf_counter() - start)
+    return runs
+
+
+def measure(fns: dict, images: int, repeats: int) -> dict[str, tuple[float, list[float]]]:
+    """(median, all) images/s of each named function over ``time_rounds``."""
+    rates = {name: [images / s for s in seconds]
+             for name, seconds in time_rounds(fns, repeats).items()}
+    return {name: (statistics.median(r), r) for name, r in rates.items()}
 
 
 def with_block(block, fn):
@@ -228,14 +235,14 @@ def repeated_method_times(root: Path, seeds: int, quick: bool, repeats: int) -> 
             task = unlearn_task(sc)
             for method in GRID_METHODS:
                 unlearner = get_method(method)(dataset=dataset, scenario=sc.kind, arch=sc.arch)
-                times = []
-                for _ in range(repeats + 1):
-                    seed_everything(seed)
-                    start = time.perf_counter()
-                    unlearner.unlearn(original, task)
-                    times.append(time.perf_counter() - start)
-                per_method[method].append({"seed": seed, "runs_s": times[1:],
-                                           "median_s": statistics.median(times[1:]),
+
+                def run(m=unlearner, s=seed, o=original, t=task):
+                    seed_everything(s)
+                    m.unlearn(o, t)
+
+                (times,) = time_rounds({method: run}, repeats).values()
+                per_method[method].append({"seed": seed, "runs_s": times,
+                                           "median_s": statistics.median(times),
                                            "retrain_s": retrained["seconds"]})
         for method, rows in per_method.items():
             ratios = [r["median_s"] / r["retrain_s"] for r in rows]
