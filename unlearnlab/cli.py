@@ -7,12 +7,13 @@ import logging
 import sys
 from pathlib import Path
 
-from . import bundle
+from . import bundle, metrics
 from .bench import STANDARD_SCENARIOS, bench, leaderboard_markdown
 from .compare import compare, markdown
-from .data import DATASETS, load_dataset
+from .config import RunConfig
+from .data import list_datasets, load_dataset
 from .errors import ConfigError, DataError, UnlearnlabError
-from .experiment import RunConfig, run
+from .experiment import check_method, run
 from .methods import coerce_params, get_method, list_methods, parse_set_options
 from .metrics import select_metrics
 from .models import list_models
@@ -48,7 +49,7 @@ def _where() -> argparse.ArgumentParser:
 def _scenario() -> argparse.ArgumentParser:
     """The scenario of run, compare and tune: dataset and forget spec."""
     s = argparse.ArgumentParser(add_help=False)
-    s.add_argument("--dataset", default="mnist", help=f"one of {', '.join(DATASETS)}")
+    s.add_argument("--dataset", default="mnist", help=f"one of {', '.join(list_datasets())}")
     s.add_argument("--forget", default="class:6",
                    help="class:<c> | subset:<name> | rest:<name> | color:<color>:<c>")
     return s
@@ -82,20 +83,23 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common()
     p = sub.add_parser("run", parents=[common],
                        help="train/load original and retrained models, unlearn, evaluate")
-    p.add_argument("--method", default="relabel", help=f"one of {', '.join(list_methods())}")
+    p.add_argument("--method", default="relabel", help=f"one of {', '.join(list_methods())}, "
+                   "or package.module:Class (docs/extending.md)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="method hyperparameter (repeatable)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="write the JSON record here")
     c = sub.add_parser("compare", parents=[common],
                        help="baseline ensembles and methods over N seeds, with summary tables")
-    c.add_argument("--methods", required=True, help="comma-separated registry keys")
+    c.add_argument("--methods", required=True,
+                   help="comma-separated registry keys or package.module:Class")
     c.add_argument("--seeds", type=int, default=5, help="ensemble size (seeds 0..N-1)")
     c.add_argument("--out", type=Path, required=True, help="output folder")
     b = sub.add_parser("bench", parents=[_where()],
                        help="every method on the standard scenarios over N seeds: a "
                        "leaderboard by average gap to the retrained ensemble")
-    b.add_argument("--methods", default=None, help="comma-separated registry keys (default: all)")
+    b.add_argument("--methods", default=None, help="comma-separated registry keys or "
+                   "package.module:Class (default: every registered method)")
     b.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per scenario")
     b.add_argument("--out", type=Path, required=True, help="output folder")
     r = sub.add_parser("rescore", help="recompute the forget-set metrics of saved run bundles "
@@ -146,16 +150,17 @@ def summary(record: dict) -> str:
             continue
         lines.append(f"{name:<10} {_fmt(m['test_acc'])} {_fmt(m['forget_test_acc'])} "
                      f"{_fmt(m['retain_test_acc'])} {_fmt(m['forget_train_acc'])}")
-    mia_keys = [k for k in ("mia_efficacy", "mia_entropy", "mia_loss")
-                if any(k in (m or {}) for m in record["models"].values())]
-    if mia_keys:
-        lines.append(f"{'MIA':<10} " + " ".join(f"{k[4:]:>17}" for k in mia_keys)
-                     + "   (score / chance level)")
+    scored = [metric for metric in metrics.METRICS.values() if metric.chance is not None
+              and any(metric.columns[0] in (m or {}) for m in record["models"].values())]
+    if scored:
+        lines.append(f"{'MIA':<10} " + " ".join(f"{m.name.removeprefix('mia_'):>17}"
+                                                for m in scored) + "   (score / chance level)")
         for name, m in record["models"].items():
             if m is not None:
                 lines.append(f"{name:<10} " + " ".join(
-                    f"{_pair(m.get(k), m.get(k + '_chance', 0.5 if k == 'mia_loss' else None))}"
-                    for k in mia_keys))
+                    _pair(m.get(metric.columns[0]), m.get(metric.chance)
+                          if isinstance(metric.chance, str) else metric.chance)
+                    for metric in scored))
     s = record["seconds"]
     lines.append(f"seconds: original {s['original']:.1f}, retrained {s['retrained']:.1f}, "
                  f"unlearn {s['unlearn']:.1f}")
@@ -194,7 +199,9 @@ def cmd_compare(args) -> int:
     if not methods:
         raise ConfigError("--methods is empty: name at least one method, e.g. gemu,gefeu")
     for name in methods:
-        get_method(name)(preset=args.preset, dataset=args.dataset, data_dir=args.data_dir)
+        check_method(_config(args, method=name))
+    if len(set(methods)) < len(methods):
+        raise ConfigError(f"--methods names a method twice ({args.methods}); name each once")
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
     comparison = compare(_config(args, method=methods[0]), methods, args.seeds, args.out,
@@ -214,7 +221,7 @@ def cmd_bench(args) -> int:
             get_method(name)
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
-    for dataset, _ in STANDARD_SCENARIOS:
+    for dataset, _, _ in STANDARD_SCENARIOS:
         load_dataset(dataset, args.data_dir)  # every dataset is there before hours of work
     cfg = RunConfig(quick=args.quick, data_dir=args.data_dir, device=args.device)
     rows = bench(cfg, methods, args.seeds, args.out)

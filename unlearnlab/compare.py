@@ -1,5 +1,5 @@
 """Ensemble comparison (the thesis's netcomp notebooks): for each of N seeds, the untrained,
-trained and retrained baselines and every method applied to that seed's trained model, with
+original and retrained baselines and every method applied to that seed's trained model, with
 mean ± std tables against the retrained ensemble and the KL matrix on the forget set."""
 
 from __future__ import annotations
@@ -11,12 +11,15 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
+from . import metrics
+from .config import RunConfig
 from .evaluation import guard_flags
-from .experiment import RunConfig, prepare, run_method
+from .experiment import prepare, run_method
 from .metrics import GAP_KEYS, avg_gap, kl_matrix, z_score
 from .store import atomic_path, write_json
 
-BASELINES = ("untrained", "trained", "retrained")
+# The baselines of every seed, named as in the run record.
+BASELINES = ("untrained", "original", "retrained")
 # The thesis's feature-forgetting scenario per dataset (Kastler 2025, section 6.2), plus the
 # lab's own clean colour feature on colorized MNIST.
 THESIS_SCENARIOS = {"mnist": "rest:mnist_sevens_with_crossbar",
@@ -28,8 +31,6 @@ SUMMARY = {"test_acc": "all", "retain_test_acc": "retain", "forget_test_acc": "f
            "class_rest_test_acc": "rest of class", "other_classes_test_acc": "other classes",
            "forget_train_acc": "forget (train)", "forget_test_loss": "forget CE",
            "mia_efficacy": "MIA-efficacy", "mia_loss": "MIA-loss", "avg_gap": "avg gap"}
-# Metrics placed in the retrained ensemble's spread as z-scores (``z_<key>`` columns).
-Z_KEYS = (*GAP_KEYS, "mia_entropy", "mia_loss")
 
 
 @dataclass
@@ -52,19 +53,19 @@ class Comparison:
 
 def compare(cfg: RunConfig, methods: list[str], seeds: int, out: Path | None = None,
             preset: str = "default") -> Comparison:
-    """Run every method on seeds 0..seeds-1 and (with ``out``) write the records, a CSV,
-    the KL matrices and a markdown summary there."""
+    """Run every method (a registry key or ``module:Class``; rows and files are named by the
+    method's ``name``) on seeds 0..seeds-1 and (with ``out``) write the records, a CSV, the KL
+    matrices and a markdown summary there."""
     rows, records, kls, all_models, histories = [], [], {}, {}, {}
     for seed in range(seeds):
         base = prepare(replace(cfg, seed=seed), untrained=True)
-        models = {"untrained": base.models["untrained"], "trained": base.models["original"],
-                  "retrained": base.models["retrained"]}
-        names = {"untrained": "untrained", "original": "trained", "retrained": "retrained"}
-        logits = {names[role]: probe for role, probe in base.outputs.items()}  # probe-set logits
+        models = {role: base.models[role] for role in BASELINES}
+        logits = dict(base.outputs)  # probe-set logits
         for role, evaluation in base.evaluations.items():
-            rows.append({"model": names[role], "seed": seed, **_flat(evaluation)})
-        for name in methods:
-            result = run_method(base, name, preset=preset)
+            rows.append({"model": role, "seed": seed, **_flat(evaluation)})
+        for method in methods:
+            result = run_method(base, method, preset=preset)
+            name = result.record["method"]
             records.append(result.record)
             evaluation = result.record["models"]["unlearned"]
             if evaluation is not None:  # a diverged run has no model and no metrics
@@ -77,9 +78,9 @@ def compare(cfg: RunConfig, methods: list[str], seeds: int, out: Path | None = N
             if out is not None:
                 write_json(Path(out) / f"{name}_seed{seed}.json", result.record)
         kls[seed] = _full_kl(kl_matrix({name: logits[name]["forget_train"] for name in models}),
-                             [*("untrained", "trained", "retrained"), *methods])
+                             [*BASELINES, *(r["method"] for r in records[-len(methods):])])
         all_models[seed] = models
-        histories[seed] = {"trained": base.metas["original"]["history"],
+        histories[seed] = {"original": base.metas["original"]["history"],
                            "retrained": base.metas["retrained"]["history"]}
     frame = against_ensemble(flag(pd.DataFrame(rows)))
     comparison = Comparison(frame, records, kls, all_models, histories, cfg)
@@ -125,10 +126,10 @@ def flag(rows: pd.DataFrame) -> pd.DataFrame:
 def against_ensemble(rows: pd.DataFrame) -> pd.DataFrame:
     """Judge every method row against the retrained *ensemble*: ``avg_gap`` to the ensemble's
     means (replacing the per-seed gap of the records) and ``z_<key>`` = (value - retrained
-    mean) / retrained std (ddof 1) for ``Z_KEYS``. Baseline rows get NaN."""
+    mean) / retrained std (ddof 1) for ``z_keys()``. Baseline rows get NaN."""
     rows = rows.copy()
     retrained = rows[rows["model"] == "retrained"]
-    keys = [k for k in Z_KEYS if k in rows]
+    keys = [k for k in z_keys() if k in rows]
     mean = {k: retrained[k].mean() for k in keys}
     std = {k: retrained[k].std(ddof=1) if len(retrained) > 1 else 0.0 for k in keys}
     is_method = ~rows["model"].isin(BASELINES) & ~rows["diverged"]
@@ -139,6 +140,12 @@ def against_ensemble(rows: pd.DataFrame) -> pd.DataFrame:
         rows[f"z_{k}"] = [z_score(_num(r.get(k)), mean[k], std[k]) if m else np.nan
                           for r, m in zip(records, is_method, strict=True)]
     return rows
+
+
+def z_keys() -> list[str]:
+    """The metrics placed in the retrained ensemble's spread as ``z_<key>`` columns: the
+    average gap's keys and every metric declared ``zscored``."""
+    return list(dict.fromkeys((*GAP_KEYS, *metrics.columns("zscored"))))
 
 
 def _num(value):

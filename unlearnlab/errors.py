@@ -23,3 +23,8 @@ class CacheError(UnlearnlabError):
 
 class DivergenceError(UnlearnlabError):
     """Training or unlearning produced a non-finite loss."""
+
+
+class CorruptCacheError(CacheError):
+    """A cache file is damaged (unreadable, truncated, or its contents fail their digest); it
+    has been moved aside and the artefact is rebuilt."""

@@ -9,7 +9,6 @@ from sklearn.metrics import confusion_matrix
 from torch import nn
 
 from .data import Split
-from .training import predict
 
 
 def accuracy(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> float | None:
@@ -24,23 +23,16 @@ def mean_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> float | None:
     return None if len(y) == 0 else nn.functional.cross_entropy(logits, y).item()
 
 
-def evaluate(model: nn.Module, train: Split, test: Split, masks: dict[str, torch.Tensor],
-             num_classes: int = 10, device=None, forget_class: int | None = None) -> dict:
-    """The record entry of one model: the contract keys plus test loss and train accuracy.
+def evaluate_logits(logits: dict[str, torch.Tensor], train: Split, test: Split,
+                    masks: dict[str, torch.Tensor], num_classes: int = 10,
+                    forget_class: int | None = None) -> dict:
+    """The record entry of one model, from its logits on the whole ``train`` and ``test``
+    splits: the contract keys plus test loss and train accuracy.
 
     With ``forget_class`` (feature forgetting) it adds the four-way split of each split:
     the forget subset, ``class_rest`` (the rest of its class), ``other_classes`` and all,
     with accuracy and mean cross-entropy (``*_loss``) for each.
     """
-    logits = {"train": predict(model, train.x, device=device),
-              "test": predict(model, test.x, device=device)}
-    return evaluate_logits(logits, train, test, masks, num_classes, forget_class)
-
-
-def evaluate_logits(logits: dict[str, torch.Tensor], train: Split, test: Split,
-                    masks: dict[str, torch.Tensor], num_classes: int = 10,
-                    forget_class: int | None = None) -> dict:
-    """``evaluate`` from a model's logits on the whole ``train`` and ``test`` splits."""
     out = {}
     for name, split in (("train", train), ("test", test)):
         pred = logits[name].argmax(1)

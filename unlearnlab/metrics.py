@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,6 +21,9 @@ from torch import nn
 from . import mia
 from .errors import ConfigError
 from .training import adam, predict
+
+if TYPE_CHECKING:
+    from .methods import UnlearnTask
 
 
 def parameter_distance(a: nn.Module, b: nn.Module) -> float:
@@ -64,7 +68,7 @@ PROBE_SETS = ("forget_train", "forget_test", "member", "nonmember")
 @dataclass
 class Outputs:
     """Per-sample logits of several models on the probe sets: ``logits[model][set]`` with
-    models among ``original``, ``retrained``, ``unlearned`` and ``random`` (a freshly
+    models among ``original``, ``retrained``, ``unlearned`` and ``untrained`` (the freshly
     initialised model, the "incompetent teacher" of ZRF); ``labels[set]``; ``seed`` seeds the
     attackers' sampling."""
 
@@ -75,26 +79,47 @@ class Outputs:
 
 @dataclass(frozen=True)
 class Metric:
+    """A forget-set metric, declared with what it needs and what it adds to a record.
+
+    ``needs="outputs"``: ``compute(outputs, role) -> {column: value}`` reads only the probe
+    logits (``Outputs``), so a saved bundle can be rescored; ``needs="model"``:
+    ``compute(model, original, task) -> {column: value}`` needs the model itself (relearn
+    time). ``columns`` are the keys it adds to a model's evaluation; ``roles`` the models that
+    get it; ``chance`` the chance level shown beside the score (a column or a constant);
+    ``zscored``: its first column is placed in the retrained ensemble's spread (``z_<col>``)."""
+
     name: str
-    compute: Callable[[Outputs, str], dict[str, float | None]]
-    roles: tuple[str, ...]  # the record entries (models) that get it
+    compute: Callable
+    columns: tuple[str, ...]
+    roles: tuple[str, ...] = ("original", "retrained", "unlearned")
+    needs: str = "outputs"
+    chance: str | float | None = None
+    zscored: bool = False
 
 
 METRICS: dict[str, Metric] = {}
 ALL_ROLES = ("original", "retrained", "unlearned")
 
 
-def register_metric(name: str, roles: tuple[str, ...] = ALL_ROLES):
-    """Decorator: register ``fn(outputs, model) -> {key: value}`` under ``name``."""
+def register_metric(name: str, *, columns: tuple[str, ...], roles: tuple[str, ...] = ALL_ROLES,
+                    needs: str = "outputs", chance: str | float | None = None,
+                    zscored: bool = False):
+    """Decorator: register ``compute`` under ``name`` (see ``Metric``)."""
+    if needs not in ("outputs", "model"):
+        raise ConfigError(f"metric '{name}': needs must be 'outputs' or 'model', got {needs!r}")
+
     def wrap(fn):
-        METRICS[name] = Metric(name, fn, roles)
+        if name in METRICS and METRICS[name].compute is not fn:
+            raise ConfigError(f"metric '{name}' is already registered by "
+                              f"{METRICS[name].compute.__module__}")
+        METRICS[name] = Metric(name, fn, tuple(columns), tuple(roles), needs, chance, zscored)
         return fn
     return wrap
 
 
 def select_metrics(names: list[str] | None) -> list[str]:
-    """Validate a ``--metrics`` selection (None: all registered metrics plus relearn)."""
-    known = [*METRICS, "relearn_steps"]
+    """Validate a ``--metrics`` selection (None: every registered metric)."""
+    known = list(METRICS)
     if names is None:
         return known
     unknown = [n for n in names if n not in known]
@@ -107,17 +132,39 @@ def select_metrics(names: list[str] | None) -> list[str]:
 
 def forget_metrics(out: Outputs, names: list[str] | None = None,
                    roles: tuple[str, ...] = ALL_ROLES) -> dict[str, dict]:
-    """Every selected registered metric for each of ``roles`` it applies to (and whose logits
-    ``out`` holds): {model: {key: value}}."""
+    """Every selected metric that needs only outputs, for each of ``roles`` it applies to
+    (and whose logits ``out`` holds): {model: {key: value}}."""
     result: dict[str, dict] = {role: {} for role in roles if role in out.logits}
     for name in select_metrics(names):
-        metric = METRICS.get(name)
-        if metric is None:  # relearn_steps needs the model itself, not its outputs
+        metric = METRICS[name]
+        if metric.needs != "outputs":
             continue
         for role in metric.roles:
             if role in result:
                 result[role].update(metric.compute(out, role))
     return result
+
+
+def model_metrics(names: list[str] | None, model: nn.Module, original: nn.Module,
+                  task: UnlearnTask) -> dict:
+    """Every selected metric that needs the model itself: {key: value}."""
+    values: dict = {}
+    for name in select_metrics(names):
+        metric = METRICS[name]
+        if metric.needs == "model":
+            values.update(metric.compute(model, original, task))
+    return values
+
+
+def columns(kind: str = "all") -> list[str]:
+    """The record columns the registered metrics add (``kind="zscored"``: the first column
+    of each metric placed in the retrained spread; ``"chance"``: metrics with a chance
+    level)."""
+    if kind == "zscored":
+        return [m.columns[0] for m in METRICS.values() if m.zscored]
+    if kind == "chance":
+        return [m.columns[0] for m in METRICS.values() if m.chance is not None]
+    return [c for m in METRICS.values() for c in m.columns]
 
 
 def _probs(logits: torch.Tensor) -> torch.Tensor:
@@ -138,7 +185,8 @@ def js_divergence(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tenso
     return (kl(p, m) + kl(q, m)) / 2
 
 
-@register_metric("mia_efficacy")
+@register_metric("mia_efficacy", columns=("mia_efficacy", "mia_efficacy_chance"),
+                 chance="mia_efficacy_chance", zscored=True)
 def _mia_efficacy(out: Outputs, model: str) -> dict:
     """SalUn's MIA-Efficacy on the forget-train set, with its chance level (see ``mia``)."""
     logits, y = out.logits[model], out.labels
@@ -148,7 +196,8 @@ def _mia_efficacy(out: Outputs, model: str) -> dict:
     return {"mia_efficacy": score, "mia_efficacy_chance": chance}
 
 
-@register_metric("mia_entropy")
+@register_metric("mia_entropy", columns=("mia_entropy", "mia_entropy_chance"),
+                 chance="mia_entropy_chance", zscored=True)
 def _mia_entropy(out: Outputs, model: str) -> dict:
     """Entropy MIA on the forget-train set, with its chance level (see ``mia``)."""
     ent = {s: mia.entropy(out.logits[model][s]) for s in PROBE_SETS}
@@ -157,7 +206,7 @@ def _mia_entropy(out: Outputs, model: str) -> dict:
     return {"mia_entropy": score, "mia_entropy_chance": chance}
 
 
-@register_metric("mia_loss")
+@register_metric("mia_loss", columns=("mia_loss", "mia_loss_auc"), chance=0.5, zscored=True)
 def _mia_loss(out: Outputs, model: str) -> dict:
     """Loss MIA (cross-validated accuracy and AUC), chance 0.5 (see ``mia``)."""
     logits, y = out.logits[model], out.labels
@@ -166,18 +215,18 @@ def _mia_loss(out: Outputs, model: str) -> dict:
     return {"mia_loss": acc, "mia_loss_auc": auc}
 
 
-@register_metric("zrf")
+@register_metric("zrf", columns=("zrf",))
 def _zrf(out: Outputs, model: str) -> dict:
     """ZRF, zero retrain forgetting (Chundawat et al., AAAI 2023, "Can Bad Teaching Induce
     Forgetting?"): 1 - mean_i JS(P_model(x_i), P_random(x_i)) over the forget-train set, with
-    P_random a freshly initialised model. 1 = as uninformative as a random model. Textbook JS
-    (natural log), so values are not on Bad Teacher's mean-reduced scale."""
+    P_random the freshly initialised (untrained) model. 1 = as uninformative as a random
+    model. Textbook JS (natural log), so values are not on Bad Teacher's mean-reduced scale."""
     logits = out.logits
     return {"zrf": float(1 - js_divergence(logits[model]["forget_train"],
-                                           logits["random"]["forget_train"]).mean())}
+                                           logits["untrained"]["forget_train"]).mean())}
 
 
-@register_metric("js_to_retrained", roles=("unlearned",))
+@register_metric("js_to_retrained", columns=("js_to_retrained",), roles=("unlearned",))
 def _js_to_retrained(out: Outputs, model: str) -> dict:
     """Mean per-sample JS divergence between the model's and the retrained model's softmax on
     the forget-train set (Bad Teacher notebook; SUPREME ``jsdiv``). 0 = identical outputs."""
@@ -185,7 +234,7 @@ def _js_to_retrained(out: Outputs, model: str) -> dict:
         out.logits[model]["forget_train"], out.logits["retrained"]["forget_train"]).mean())}
 
 
-@register_metric("activation_distance", roles=("unlearned",))
+@register_metric("activation_distance", columns=("activation_distance",), roles=("unlearned",))
 def _activation_distance(out: Outputs, model: str) -> dict:
     """Mean over forget-train samples of ||softmax_model - softmax_retrained||_2 (Bad Teacher
     ``metrics.py: actv_dist``; SCRUB uses the L1 norm instead)."""
@@ -194,7 +243,8 @@ def _activation_distance(out: Outputs, model: str) -> dict:
     return {"activation_distance": float(torch.linalg.vector_norm(diff, dim=1).mean())}
 
 
-@register_metric("agreement_with_retrained", roles=("unlearned",))
+@register_metric("agreement_with_retrained", columns=("agreement_with_retrained",),
+                 roles=("unlearned",))
 def _agreement(out: Outputs, model: str) -> dict:
     """Completeness (SUPREME ``completeness.py``): the fraction of forget-train samples on which
     the model and the retrained model predict the same class."""
@@ -247,6 +297,26 @@ def relearn_steps(model: nn.Module, forget_x: torch.Tensor, forget_y: torch.Tens
         if reached():
             return step, True
     return max_steps, False
+
+
+@register_metric("relearn_steps", columns=("relearn_steps", "relearn_reached"),
+                 roles=("retrained", "unlearned"), needs="model")
+def _relearn(model: nn.Module, original: nn.Module, task: UnlearnTask) -> dict:
+    """``relearn_steps`` on the scenario's forget and retain training samples."""
+    steps, reached = relearn_steps(model, task.forget_x, task.forget_y, task.retain_x,
+                                   task.retain_y, original, task.seed)
+    return {"relearn_steps": steps, "relearn_reached": reached}
+
+
+def anamnesis_index(evaluations: dict) -> float | None:
+    """AIN = relearn steps of the unlearned model / those of the retrained model (Chundawat et
+    al. 2023, "Zero-shot machine unlearning"); about 1 when the forgotten knowledge is as hard
+    to relearn as if it had never been learned, near 0 when it comes straight back."""
+    unlearned, retrained = evaluations.get("unlearned") or {}, evaluations["retrained"]
+    steps_u, steps_r = unlearned.get("relearn_steps"), retrained.get("relearn_steps")
+    if steps_u is None or not steps_r:
+        return None
+    return steps_u / steps_r
 
 
 # ------------------------------------------------------------------ gap to the retrained model

@@ -1,21 +1,52 @@
-"""Model architectures, registered by name. Every model takes images with pixel values in
-[0, 1] (N x C x 28 x 28) and returns logits; losses own the softmax."""
+"""The architecture registry: name -> model class and the recipe it is trained with.
+
+The contract of a registered architecture: ``cls(in_channels=C, num_classes=K)`` builds a
+freshly initialised ``nn.Module``; ``model(x)`` maps images with pixel values in [0, 1]
+(N x C x H x W) to logits N x K (losses own the softmax); ``model.features(x)`` returns the
+penultimate activations N x D (the PCA figures and feature-level methods read them). Register
+one with ``@register_model("name", epochs=..., batch_size=..., lr=...)``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from .errors import ConfigError
+from .training import Recipe
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+@dataclass(frozen=True)
+class Architecture:
+    """A registered architecture: its class, the recipe a model is trained from scratch with,
+    and where it was registered (for error messages)."""
+
+    cls: type[nn.Module]
+    recipe: Recipe
+    origin: str
 
 
-def register_model(name: str):
+_MODELS: dict[str, Architecture] = {}
+
+
+def register_model(name: str, *, epochs: int, batch_size: int, lr: float,
+                   replace: bool = False):
+    """Class decorator: register ``cls`` under ``name`` with its training recipe (Adam at
+    ``lr``, mean cross-entropy, ``batch_size``, ``epochs``). A taken name is an error unless
+    ``replace``."""
     def wrap(cls):
-        _MODELS[name] = cls
+        origin = f"{cls.__module__}:{cls.__qualname__}"
+        if name in _MODELS and not replace and _MODELS[name].origin != origin:
+            raise ConfigError(f"architecture '{name}' is already registered by "
+                              f"{_MODELS[name].origin}; pick another name or pass replace=True")
+        if not callable(getattr(cls, "features", None)):
+            raise ConfigError(f"architecture '{name}' ({origin}) has no features(x) method; "
+                              "return the penultimate activations from it")
+        _MODELS[name] = Architecture(cls, Recipe(name, epochs=epochs, batch_size=batch_size,
+                                                 lr=lr), origin)
         return cls
     return wrap
 
@@ -24,14 +55,24 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
+def architecture(name: str) -> Architecture:
+    if not isinstance(name, str) or name not in _MODELS:
+        raise ConfigError(f"unknown architecture '{name}': choose one of "
+                          f"{', '.join(list_models())}, or register your own "
+                          "(docs/extending.md)")
+    return _MODELS[name]
+
+
+def recipe_for(arch: str, **overrides) -> Recipe:
+    """The registered recipe of ``arch`` with ``overrides`` (e.g. ``epochs=1``)."""
+    return dataclasses.replace(architecture(arch).recipe, **overrides)
+
+
 def create_model(name: str, in_channels: int = 1, num_classes: int = 10) -> nn.Module:
     """A freshly initialised model (seed torch beforehand for a reproducible init). Conv
     weights are stored channels-last, which the CPU (oneDNN) and CUDA convolution kernels run
-    about twice as fast as NCHW on these nets (measured in ``benchmarks/bench_perf.py``)."""
-    if name not in _MODELS:
-        raise ConfigError(f"unknown architecture '{name}': choose one of "
-                          f"{', '.join(list_models())}")
-    model = _MODELS[name](in_channels=in_channels, num_classes=num_classes)
+    about twice as fast as NCHW on these nets (docs/performance.md)."""
+    model = architecture(name).cls(in_channels=in_channels, num_classes=num_classes)
     return model.to(memory_format=torch.channels_last)
 
 
@@ -55,7 +96,7 @@ def pool_relu(x: torch.Tensor) -> torch.Tensor:
     return torch.relu(nn.functional.max_pool2d(x, 2))
 
 
-@register_model("cnn")
+@register_model("cnn", epochs=3, batch_size=64, lr=1e-3)  # seed A exactly
 class SeedCNN(nn.Module):
     """Seed A's CNN (Fabbri 2024): conv 32 -> conv 64 (3x3, padding 1, ReLU, 2x2 max-pool each)
     -> fc 128 -> fc 64 -> fc 10; 429,258 parameters. Includes the seed's input normalisation
@@ -81,7 +122,7 @@ class SeedCNN(nn.Module):
         return self.fc3(self.features(x))
 
 
-@register_model("mlp")
+@register_model("mlp", epochs=10, batch_size=128, lr=1e-3)
 class MLP(nn.Module):
     """The thesis's TwoLayerPerceptron (Kastler 2025, after Simard et al. 2003):
     784 -> 800 (ReLU) -> 10; 636,010 parameters for one input channel. Input is pixels/255."""
@@ -98,7 +139,7 @@ class MLP(nn.Module):
         return self.fc2(self.features(x))
 
 
-@register_model("convnet")
+@register_model("convnet", epochs=10, batch_size=64, lr=1e-3)
 class ConvNet(nn.Module):
     """The thesis's ConvNet for colorized MNIST: three blocks of 3x3 conv (padding 1), ReLU and
     2x2 max-pool with 32/64/128 channels (28 -> 14 -> 7 -> 3), then fc 1152 -> 128 -> 10;

@@ -1,11 +1,12 @@
-"""Seeded training on in-memory tensors, batched prediction, and the training recipes."""
+"""Seeded training on in-memory tensors, batched prediction, and the recipe a model is
+trained with (each architecture registers its own in ``models``)."""
 
 from __future__ import annotations
 
 import os
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -30,21 +31,6 @@ class Recipe:
         d = asdict(self)
         d["oversample"] = list(self.oversample) if self.oversample else None
         return d
-
-
-# Default recipe per architecture. cnn = seed A exactly (Adam 1e-3, batch 64, 3 epochs).
-RECIPES = {
-    "cnn": Recipe("cnn", epochs=3, batch_size=64, lr=1e-3),
-    "mlp": Recipe("mlp", epochs=10, batch_size=128, lr=1e-3),
-    "convnet": Recipe("convnet", epochs=10, batch_size=64, lr=1e-3),
-}
-
-
-def recipe_for(arch: str, **overrides) -> Recipe:
-    if arch not in RECIPES:
-        raise ConfigError(f"no training recipe for architecture '{arch}': choose one of "
-                          f"{', '.join(RECIPES)}")
-    return replace(RECIPES[arch], **overrides)
 
 
 def seed_everything(seed: int) -> None:

@@ -43,23 +43,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import check_dataset_name, data_root
-from .errors import ConfigError, DivergenceError
-from .experiment import (
-    Baselines,
-    RunConfig,
-    assess,
-    default_arch,
-    prepare,
-    scored_outputs,
-    unlearn_task,
-)
+from .config import RunConfig
+from .data import data_root, dataset_spec
+from .errors import ConfigError
+from .experiment import Baselines, prepare, unlearn_and_assess
 from .forget import parse_forget
-from .methods import get_method
+from .methods import create_method, get_method
 from .methods.base import TUNED_FILE, read_tuned
-from .metrics import GAP_KEYS, avg_gap, forget_metrics
+from .metrics import GAP_KEYS, avg_gap
+from .scenario import resolve_arch
 from .store import write_json
-from .training import seed_everything
 
 log = logging.getLogger("unlearnlab")
 
@@ -106,15 +99,15 @@ class TuneConfig:
         """The method with its default preset for the study's dataset, scenario kind and
         architecture, ``params`` on top."""
         spec = parse_forget(self.forget)
-        return get_method(self.method)(dataset=self.dataset, scenario=spec.scenario,
-                                       arch=default_arch(self.dataset, spec), **params)
+        return create_method(self.method, dataset=self.dataset, scenario=spec.scenario,
+                             arch=resolve_arch(self.run_config(0), spec), params=params)
 
     @property
     def setup(self) -> dict:
         """What the objective depends on; a study resumed with another setup is refused."""
         spec = parse_forget(self.forget)
         return {"method": self.method, "dataset": self.dataset, "forget": str(spec),
-                "arch": default_arch(self.dataset, spec), "seeds": self.seeds,
+                "arch": resolve_arch(self.run_config(0), spec), "seeds": self.seeds,
                 "quick": self.quick, "validation": self.validation}
 
 
@@ -148,7 +141,7 @@ class TuneResult:
 
 def check(cfg: TuneConfig) -> None:
     """Fail on a bad input before any data is read or any storage is opened."""
-    check_dataset_name(cfg.dataset)
+    dataset_spec(cfg.dataset)
     parse_forget(cfg.forget)
     method = get_method(cfg.method)
     if not method.tunable():
@@ -237,22 +230,15 @@ def evaluate(bases: list[Baselines], method: str, params: dict) -> dict:
     gaps, evaluations, diverged = [], [], []
     for base in bases:
         sc = base.scenario
-        unlearner = get_method(method)(dataset=sc.dataset.name, scenario=sc.kind, arch=sc.arch,
-                                       **params)
-        seed_everything(sc.config.seed)
-        try:
-            model = unlearner.unlearn(base.models["original"], unlearn_task(sc))
-        except DivergenceError:
-            gaps.append(None)
-            evaluations.append(None)
-            diverged.append(sc.config.seed)
-            continue
-        evaluation, logits = assess(sc, model)
-        outputs = {**base.outputs, "unlearned": logits}
-        evaluation.update(forget_metrics(scored_outputs(sc, outputs), METRICS,
-                                         roles=("unlearned",))["unlearned"])
+        unlearner = create_method(method, dataset=sc.dataset.name, scenario=sc.kind,
+                                  arch=sc.arch, params=params)
+        _, _, evaluation, _ = unlearn_and_assess(base, unlearner, cached=False)
         evaluations.append(evaluation)
-        gaps.append(avg_gap(evaluation, reference))
+        if evaluation is None:
+            gaps.append(None)
+            diverged.append(sc.config.seed)
+        else:
+            gaps.append(avg_gap(evaluation, reference))
     if diverged or any(g is None for g in gaps):
         value = DIVERGED
     else:

@@ -24,8 +24,15 @@ def get_method(name: str) -> type[UnlearningMethod]:
     return _METHODS[name]
 
 
-__all__ = ["UnlearnTask", "UnlearningMethod", "coerce_params", "get_method", "list_methods",
-           "parse_set_options", "register_method"]
+def create_method(name, *, preset="default", dataset=None, scenario=None, arch=None,
+                  data_dir=None, params=None) -> UnlearningMethod:
+    cls = name if isinstance(name, type) else get_method(name)
+    return cls(preset=preset, dataset=dataset, scenario=scenario, arch=arch, data_dir=data_dir,
+               **(params or {}))
+
+
+__all__ = ["UnlearnTask", "UnlearningMethod", "coerce_params", "create_method", "get_method",
+           "list_methods", "parse_set_options", "register_method"]
 
 # One explicit import per method registers it: seed A's relabel, the thesis's gradient ascent,
 # GEMU and GeFeU, and the field's standard methods.

@@ -1,9 +1,5 @@
-"""Datasets held in memory as tensors.
-
-Every split is decoded once into ``x`` (float32, N x C x 28 x 28, pixel values in [0, 1]),
-``y`` (int64 labels) and ``index`` (the sample's position in its source file, so that
-hand-labelled forget lists address samples by it). Training loops index these tensors
-directly; nothing is decoded per sample.
+"""The built-in datasets: MNIST, Fashion-MNIST, colorized MNIST and scikit-learn's digits,
+each decoded once into tensors and verified against published checksums.
 
 Data root layout (torchvision's):
 ``<root>/MNIST/raw/*.gz``, ``<root>/FashionMNIST/raw/*.gz``,
@@ -14,20 +10,18 @@ Data root layout (torchvision's):
 
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
 import io
-import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .errors import DataError
+from ..errors import DataError
+from .dataset import Dataset, Split
+from .registry import register_dataset
 
-DATASETS = ("mnist", "fashion_mnist", "cmnist", "digits")
 COLORS = ("red", "green", "blue")
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -64,85 +58,6 @@ CMNIST_DIGESTS = {
 }
 
 
-@dataclass(frozen=True)
-class Split:
-    """One split in memory: images ``x`` in [0, 1], labels ``y``, source positions ``index``,
-    and for colorized MNIST the background colour id ``color`` (index into ``COLORS``)."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-    index: torch.Tensor
-    color: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def subset(self, rows: torch.Tensor) -> Split:
-        """The samples at ``rows`` (a long tensor of positions in this split)."""
-        color = None if self.color is None else self.color[rows]
-        return Split(self.x[rows], self.y[rows], self.index[rows], color)
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """A dataset's two splits with the digest of the files they were read from."""
-
-    name: str
-    train: Split
-    test: Split
-    checksum: str
-    classes: tuple[str, ...]
-
-    @property
-    def in_channels(self) -> int:
-        return self.train.x.shape[1]
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-
-def data_root(data_dir: str | os.PathLike | None = None) -> Path:
-    """The data root: ``data_dir``, else ``$UNLEARNLAB_DATA``, else ``data``."""
-    return Path(data_dir or os.environ.get("UNLEARNLAB_DATA") or "data")
-
-
-def check_dataset_name(name: str) -> str:
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset '{name}': choose one of {', '.join(DATASETS)}")
-    return name
-
-
-def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
-    """Load (once per process) and verify dataset ``name`` from the data root."""
-    check_dataset_name(name)
-    root = data_root(data_dir)
-    if name != "digits" and not root.is_dir():
-        raise DataError(f"data root '{root}' does not exist: create it and put the datasets there, "
-                        "or pass --data-dir / set UNLEARNLAB_DATA")
-    return _load_cached(name, str(root.resolve()))
-
-
-def is_available(name: str, data_dir: str | os.PathLike | None = None) -> bool:
-    """Whether the files of ``name`` are present locally (no download, no verification)."""
-    root = data_root(data_dir)
-    if name == "digits":
-        return True
-    if name == "cmnist":
-        return (root / "colorized-MNIST" / "training").is_dir()
-    folder, files = IDX_FILES[name]
-    return all((root / folder / "raw" / f).is_file() for f, _ in files)
-
-
-@functools.lru_cache(maxsize=8)
-def _load_cached(name: str, root: str) -> Dataset:
-    if name == "digits":
-        return _load_digits()
-    if name == "cmnist":
-        return _load_cmnist(Path(root))
-    return _load_idx_dataset(name, Path(root))
-
-
 def _torchvision_class(name: str):
     import torchvision.datasets as tvd
     return {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST}[name]
@@ -175,7 +90,7 @@ def _load_idx_dataset(name: str, root: Path) -> Dataset:
         splits[split] = Split(x, y, torch.arange(len(y)))
     checksum = _digest(md5 for _, md5 in files)
     classes = FASHION_CLASSES if name == "fashion_mnist" else DIGIT_CLASSES
-    return Dataset(name, splits["train"], splits["test"], checksum, classes)
+    return Dataset(name, splits["train"], splits["test"], checksum, classes, folder)
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -225,10 +140,10 @@ def _load_cmnist(root: Path) -> Dataset:
         splits[split] = Split(x.contiguous(), torch.tensor(labels)[order],
                               torch.tensor(indices)[order], torch.tensor(colors)[order])
     checksum = _digest(d for _, d in sorted(CMNIST_DIGESTS.values()))
-    return Dataset("cmnist", splits["train"], splits["test"], checksum, DIGIT_CLASSES)
+    return Dataset("cmnist", splits["train"], splits["test"], checksum, DIGIT_CLASSES, "MNIST")
 
 
-def _load_digits() -> Dataset:
+def _load_digits(root: Path | None = None) -> Dataset:
     """scikit-learn's bundled 8x8 digits (1,797 images), upsampled to 28x28 bilinearly, with a
     fixed stratified 75/25 train/test split: the offline default that needs no files."""
     from sklearn.datasets import load_digits
@@ -254,32 +169,8 @@ def _digest(parts) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def stratified_rows(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
-    """Sorted positions of a seeded stratified sample: ``per_class`` samples of each class
-    (all of a smaller class)."""
-    gen = torch.Generator().manual_seed(seed)
-    keep = []
-    for c in torch.unique(labels):
-        rows = torch.nonzero(labels == c).flatten()
-        keep.append(rows[torch.randperm(len(rows), generator=gen)[:per_class]])
-    return torch.sort(torch.cat(keep)).values
-
-
-def oversample(labels: torch.Tensor, cls: int, factor: int) -> torch.Tensor:
-    """Training positions in which class ``cls`` appears ``factor`` times in total (seed A's
-    ``create_overrepresented_dataset``); all other samples appear once."""
-    if factor < 1:
-        raise DataError(f"oversampling factor must be >= 1, got {factor}")
-    rows = torch.arange(len(labels))
-    is_cls = labels == cls
-    return torch.cat([rows[~is_cls], rows[is_cls].repeat(factor)])
-
-
-def undersample(labels: torch.Tensor, cls: int, keep: int, seed: int) -> torch.Tensor:
-    """Training positions in which class ``cls`` is reduced to ``keep`` random samples (seed A
-    kept the first ``keep``; a seeded random choice avoids that ordering bias)."""
-    rows = torch.arange(len(labels))
-    members = rows[labels == cls]
-    gen = torch.Generator().manual_seed(seed)
-    chosen = members[torch.randperm(len(members), generator=gen)[:keep]]
-    return torch.sort(torch.cat([rows[labels != cls], chosen])).values
+register_dataset("mnist", lambda root: _load_idx_dataset("mnist", root))
+register_dataset("fashion_mnist", lambda root: _load_idx_dataset("fashion_mnist", root))
+# The thesis's ConvNet for colour features: the MLP sees no colour structure.
+register_dataset("cmnist", _load_cmnist, default_arch={"feature": "convnet"})
+register_dataset("digits", _load_digits, needs_root=False)
