@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import torch
 
+from unlearnlab.config import RunConfig
 from unlearnlab.data import oversample, undersample
-from unlearnlab.experiment import RunConfig, RunResult, run
+from unlearnlab.experiment import RunResult, run
 
 
 def adjust_class_representation(labels, class_to_adjust: int = 6, i: float = 2,

@@ -44,13 +44,16 @@ from torch import nn
 from torchvision import transforms
 
 from unlearnlab import models
+from unlearnlab.cache import train_or_load
 from unlearnlab.compare import THESIS_SCENARIOS
+from unlearnlab.config import RunConfig
 from unlearnlab.data import data_root, load_dataset
-from unlearnlab.experiment import RunConfig, build_scenario, train_or_load, unlearn_task, versions
 from unlearnlab.methods import get_method
-from unlearnlab.models import create_model
+from unlearnlab.models import create_model, recipe_for
+from unlearnlab.record import versions
+from unlearnlab.scenario import build_scenario
 from unlearnlab.store import write_json
-from unlearnlab.training import adam, predict, recipe_for, seed_everything
+from unlearnlab.training import adam, predict, seed_everything
 
 GRID_METHODS = ("gradient_ascent", "gemu", "gefeu")
 DATA_ENTRIES = ("MNIST", "FashionMNIST", "colorized-MNIST", "forget_sets")
@@ -232,7 +235,7 @@ def repeated_method_times(root: Path, seeds: int, quick: bool, repeats: int) -> 
                                           seed=seed, quick=quick))
             original, _ = train_or_load(sc, "original")
             _, retrained = train_or_load(sc, "retrained")
-            task = unlearn_task(sc)
+            task = sc.task
             for method in GRID_METHODS:
                 unlearner = get_method(method)(dataset=dataset, scenario=sc.kind, arch=sc.arch)
 

@@ -78,7 +78,7 @@ def record(method: str, seed: int, unlearned_shift: int = 0, diverged: bool = Fa
             "seed": seed, "models": models, "bundle": bundle_path}
 
 
-def outputs(models=("original", "retrained", "unlearned", "random"), n: int = 40) -> Outputs:
+def outputs(models=("original", "retrained", "unlearned", "untrained"), n: int = 40) -> Outputs:
     gen = torch.Generator().manual_seed(0)
     labels = {s: torch.randint(0, 10, (n,), generator=gen) for s in SETS}
     logits = {m: {s: 3 * torch.randn(n, 10, generator=gen) for s in SETS} for m in models}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, link_real_data
 
-from unlearnlab.experiment import QUICK
+from unlearnlab.config import QUICK
 
 pytestmark = pytest.mark.integration
 

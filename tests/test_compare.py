@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from unlearnlab.compare import compare
-from unlearnlab.experiment import RunConfig, build_scenario
+from unlearnlab.config import RunConfig
 from unlearnlab.metrics import kl_matrix
+from unlearnlab.scenario import build_scenario
 from unlearnlab.training import predict
 
 
@@ -20,7 +21,7 @@ def test_kl_matrix_reuses_the_probe_logits_and_equals_fresh_predictions(tmp_path
     sc = build_scenario(cfg)  # the forget training set is the same for every seed
     forget_x = sc.train.x[sc.masks["train"]]
     for seed, (names, matrix) in cmp.kl.items():
-        assert names == ["untrained", "trained", "retrained", "gradient_ascent", "finetune"]
+        assert names == ["untrained", "original", "retrained", "gradient_ascent", "finetune"]
         fresh = kl_matrix({n: predict(m, forget_x) for n, m in cmp.models[seed].items()})
         assert fresh[0] == names
         np.testing.assert_allclose(matrix, fresh[1], rtol=1e-5, atol=1e-6)

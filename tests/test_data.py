@@ -9,15 +9,8 @@ import pytest
 import torch
 from conftest import MNIST_FILES
 
-from unlearnlab.data import (
-    CMNIST_DIGESTS,
-    COLORS,
-    DIGIT_CLASSES,
-    FASHION_CLASSES,
-    IDX_FILES,
-    Split,
-    load_dataset,
-)
+from unlearnlab.data import COLORS, DIGIT_CLASSES, FASHION_CLASSES, Split, load_dataset
+from unlearnlab.data.builtin import CMNIST_DIGESTS, IDX_FILES
 from unlearnlab.errors import DataError, SpecError
 from unlearnlab.forget import forget_masks
 

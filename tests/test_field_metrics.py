@@ -32,7 +32,7 @@ from unlearnlab.training import fit, seed_everything
 
 
 def random_outputs(seed: int = 0, n: int = 200, models=("original", "retrained", "unlearned",
-                                                         "random")) -> Outputs:
+                                                         "untrained")) -> Outputs:
     gen = torch.Generator().manual_seed(seed)
     labels = {s: torch.randint(0, 10, (n,), generator=gen) for s in PROBE_SETS}
     logits = {m: {s: 3 * torch.randn(n, 10, generator=gen) for s in PROBE_SETS} for m in models}
@@ -73,7 +73,7 @@ def test_js_is_symmetric_bounded_and_handles_certainty():
 
 def test_zrf_is_one_for_the_random_model_itself():
     out = random_outputs()
-    out.logits["unlearned"] = copy.deepcopy(out.logits["random"])
+    out.logits["unlearned"] = copy.deepcopy(out.logits["untrained"])
     scores = forget_metrics(out, ["zrf"])
     assert scores["unlearned"]["zrf"] == pytest.approx(1.0)
     assert scores["original"]["zrf"] < 1.0

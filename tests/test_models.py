@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from unlearnlab.errors import ConfigError
-from unlearnlab.models import create_model, list_models
+from unlearnlab.models import create_model, list_models, recipe_for
 
 # Parameter counts stated by the seed (cnn) and the thesis (mlp, convnet on RGB input).
 PARAM_COUNTS = {("cnn", 1): 429_258, ("mlp", 1): 636_010, ("convnet", 3): 242_122}
@@ -109,3 +109,11 @@ def test_pooling_before_relu_is_bitwise_the_seeds_order(name, channels, monkeypa
                         lambda x: nn.functional.max_pool2d(torch.relu(x), 2))
     seed_order = run()
     assert all(torch.equal(a, b) for a, b in zip(lab, seed_order, strict=True))
+
+
+def test_recipes_are_registered_with_their_architectures():
+    assert recipe_for("cnn").epochs == 3 and recipe_for("cnn").batch_size == 64
+    assert recipe_for("cnn", epochs=1).epochs == 1
+    assert recipe_for("cnn", oversample=(6, 10)).to_dict()["oversample"] == [6, 10]
+    with pytest.raises(ConfigError, match="unknown architecture 'resnet'"):
+        recipe_for("resnet")

@@ -10,12 +10,10 @@ from unlearnlab.errors import ConfigError, DivergenceError
 from unlearnlab.evaluation import mean_cross_entropy
 from unlearnlab.models import create_model
 from unlearnlab.training import (
-    RECIPES,
     adam,
     fit,
     pick_device,
     predict,
-    recipe_for,
     seed_everything,
 )
 
@@ -133,14 +131,6 @@ def test_fit_seed_controls_the_order(data):
     fit(a, data.train.x, data.train.y, epochs=1, batch_size=64, lr=1e-3, seed=0)
     fit(b, data.train.x, data.train.y, epochs=1, batch_size=64, lr=1e-3, seed=1)
     assert not torch.equal(a.fc1.weight, b.fc1.weight)
-
-
-def test_recipes():
-    assert RECIPES["cnn"].epochs == 3 and RECIPES["cnn"].batch_size == 64
-    assert recipe_for("cnn", epochs=1).epochs == 1
-    assert recipe_for("cnn", oversample=(6, 10)).to_dict()["oversample"] == [6, 10]
-    with pytest.raises(ConfigError, match="no training recipe"):
-        recipe_for("resnet")
 
 
 def test_pick_device():

@@ -28,12 +28,14 @@ import pytest
 import torch
 from conftest import REPO, skip_or_fail
 
+from unlearnlab.cache import model_config
 from unlearnlab.cli import main
+from unlearnlab.config import RunConfig
+from unlearnlab.data import default_arch
 from unlearnlab.errors import ConfigError
-from unlearnlab.experiment import RunConfig, build_scenario, default_arch, validation_rows
-from unlearnlab.forget import parse_forget
 from unlearnlab.methods import get_method
 from unlearnlab.methods.base import TUNED_FILE, tuned_preset
+from unlearnlab.scenario import build_scenario, validation_rows
 from unlearnlab.tuning import TuneConfig, baselines, storage_url, write_preset
 
 optuna = pytest.importorskip("optuna")
@@ -89,8 +91,8 @@ def test_validation_split_never_reads_the_test_set(tmp_path, quick):
     assert torch.equal(sc.masks["test"], sc.test.y == 6)
     # Models trained without the validation rows never share a cache entry with the report's.
     plain = build_scenario(base)
-    assert sc.model_config("original") != plain.model_config("original")
-    assert sc.model_config("original")["validation"]["fraction"] == 0.1
+    assert model_config(sc, "original") != model_config(plain, "original")
+    assert model_config(sc, "original")["validation"]["fraction"] == 0.1
 
 
 @pytest.mark.parametrize("bad", [0, 0.0, 0.7, -0.1, True, "0.1"])
@@ -206,7 +208,7 @@ def test_sqlite_study_runs_resumes_and_writes_the_preset(tmp_path):
     assert len(complete(study)) == 2 and entry["value"] == study.best_value
     assert [t.user_attrs["gaps"] for t in complete(study)][0][0] is not None
     default = get_method("gradient_ascent")(dataset="digits", scenario="class",
-                                            arch=default_arch("digits", parse_forget("class:6")))
+                                            arch=default_arch("digits", "class"))
     first = study.trials[0].params  # warm start: the shipped default runs first
     assert first == {k: default.params[k] for k in first}
 

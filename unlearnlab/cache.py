@@ -9,9 +9,9 @@ its stored key is compared again on load:
 - an unlearned model: the *content* of the original model it started from, the resolved forget
   set, the method's resolved parameters and the code of the method's class and of the lab's
   methods package;
-- the baselines' evaluations: the contents of the original and retrained models, the split
-  hash, the selected metrics and the code of the evaluation (metrics declared outside the
-  package included).
+- the baselines' evaluations: the contents of the original and retrained models, the
+  dataset's checksum, the split hash, the selected metrics and the code of the evaluation
+  (metrics declared outside the package included).
 
 Code enters a key as ``source_hash``: a hash of its syntax tree without docstrings, so that an
 edit of prose keeps every cached model and an edit of code does not.
@@ -72,9 +72,11 @@ def _file_hash(path: Path, mtime_ns: int) -> str:
 def source_hash(paths: Iterable[Path]) -> str:
     """sha256 (16 hex digits) of the syntax trees of ``paths`` without docstrings, with their
     file names: comments, docstrings and formatting do not change it; code does."""
+    entries = {(path.name, _file_hash(path, path.stat().st_mtime_ns))
+               for path in {Path(p).resolve() for p in paths}}
     h = hashlib.sha256()
-    for path in sorted({Path(p).resolve() for p in paths}):
-        h.update(path.name.encode() + _file_hash(path, path.stat().st_mtime_ns).encode())
+    for name, tree in sorted(entries):  # by name, so the hash does not depend on the location
+        h.update(f"{name}:{tree};".encode())
     return h.hexdigest()[:16]
 
 
@@ -231,9 +233,9 @@ def unlearn_or_load(sc: Scenario, method, original: nn.Module,
 
 def baselines_config(sc: Scenario, digests: dict[str, str], metrics: list[str]) -> dict:
     """Everything the baselines' evaluations depend on."""
-    return {"role": "baselines", "dataset": sc.dataset.name, "arch": sc.arch,
-            "seed": sc.config.seed, "original": digests["original"],
-            "retrained": digests["retrained"], "metrics": metrics,
+    return {"role": "baselines", "dataset": sc.dataset.name,
+            "data_checksum": sc.dataset.checksum, "arch": sc.arch, "seed": sc.config.seed,
+            "original": digests["original"], "retrained": digests["retrained"], "metrics": metrics,
             "split_hash": sc.split_hash, "code": evaluation_code_hash()}
 
 
