@@ -15,7 +15,7 @@ from unlearnlab.methods import get_method, list_methods
 def test_quick_bench_runs_every_method_where_it_applies(quick_bench):
     out, proc = quick_bench["out"], quick_bench["proc"]
     rows = pd.read_csv(out / "leaderboard.csv")
-    for dataset, forget in STANDARD_SCENARIOS:
+    for dataset, forget, _ in STANDARD_SCENARIOS:
         name = scenario_name(dataset, forget)
         kind = parse_forget(forget).scenario
         expected = {m for m in list_methods() if kind in get_method(m).scenarios}

@@ -1,4 +1,4 @@
-"""The field's forget-set metrics (issue 5): invariants of the distances to the retrained model,
+"""The field's forget-set metrics: invariants of the distances to the retrained model,
 the membership-inference attacks on constructed score distributions, relearn time, the
 average gap, and the reproducibility bundle with ``rescore``."""
 

@@ -23,7 +23,7 @@ NOTEBOOK_SWITCHES = {GRAPHICS: {"BENCH_DIR"}}
 # The ensemble notebooks of the thesis and the method each one studies (None: baselines only).
 NETCOMP = {"netcomp_compare.ipynb": None, "netcomp_SimpleAscent.ipynb": "gradient_ascent",
            "netcomp_GEMU.ipynb": "gemu", "netcomp_GeFeU.ipynb": "gefeu"}
-# The Optuna study of GEMU and GeFeU (issue 8); its trial count comes from UNLEARNLAB_TRIALS.
+# The Optuna study of GEMU and GeFeU; its trial count comes from UNLEARNLAB_TRIALS.
 GENERATOR_OPTIM = "generator_optim.ipynb"
 
 

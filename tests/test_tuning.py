@@ -1,4 +1,4 @@
-"""Hyperparameter search (issue 8): the held-out validation split, the ``tuned`` preset file,
+"""Hyperparameter search: the held-out validation split, the ``tuned`` preset file,
 ``unlearnlab tune`` on SQLite (run, resume, Ctrl-C) and on a real PostgreSQL server with two
 workers on one study. Runs on scikit-learn's bundled digits in quick mode (no files needed).
 

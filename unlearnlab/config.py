@@ -94,5 +94,6 @@ def _integer(name: str, value, low: int, high: int | None) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
     if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        bound = (f"between {low} and {high}" if high is not None
+                 else "a positive integer" if low == 1 else f"at least {low}")
         raise ConfigError(f"{name} must be {bound}, got {value}")

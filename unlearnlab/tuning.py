@@ -1,5 +1,5 @@
 """Hyperparameter search against the retrained ensemble, with Optuna (Akiba et al. 2019,
-"Optuna: A Next-generation Hyperparameter Optimization Framework", KDD), issue 8.
+"Optuna: A Next-generation Hyperparameter Optimization Framework", KDD).
 
 Objective (minimised), for a method M with hyperparameters h on seeds s = 0..K-1:
 
