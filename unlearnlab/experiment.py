@@ -15,7 +15,7 @@ from torch import nn
 
 from . import __version__, bundle, mia
 from .data import Dataset, Split, data_root, load_dataset, oversample, stratified_rows
-from .errors import CacheError, ConfigError, DivergenceError, SpecError
+from .errors import CacheError, ConfigError, CorruptCacheError, DivergenceError, SpecError
 from .evaluation import accuracy, evaluate_logits, guard_flags, mean_cross_entropy
 from .forget import ForgetSpec, forget_class, forget_masks, parse_forget
 from .methods import UnlearnTask, get_method
@@ -219,7 +219,13 @@ def _cached(sc: Scenario, config: dict, model: nn.Module) -> dict | None:
     raise under ``--no-train`` when it is missing."""
     path = model_path(sc.root, config)
     if sc.config.reuse and path.exists():
-        return load_model(path, model, config)
+        try:
+            return load_model(path, model, config)
+        except CorruptCacheError as exc:
+            if not sc.config.allow_train:
+                raise
+            log.warning("%s", exc)  # moved aside; train it again below
+            return None
     if not sc.config.allow_train:
         raise CacheError(f"no cached {config['role']} model for this configuration at '{path}'; "
                          "run without --no-train to train it")
@@ -399,8 +405,12 @@ def evaluate_baselines(sc: Scenario, models: dict[str, nn.Module]) -> tuple[dict
               "split_hash": split_hash(sc), "code": evaluation_code_hash()}
     path = model_path(sc.root, config)
     if sc.config.reuse and path.exists():
-        payload = load_payload(path, config)
-        return payload["evaluations"], payload["outputs"]
+        try:
+            payload = load_payload(path, config, required=("evaluations", "outputs"))
+        except CorruptCacheError as exc:
+            log.warning("%s", exc)  # moved aside; evaluate again below
+        else:
+            return payload["evaluations"], payload["outputs"]
     evaluations, outputs = {}, {}
     for name, model in models.items():
         evaluations[name], outputs[name] = assess(sc, model)
