@@ -6,7 +6,8 @@ library versions, device, the hash of its split indices, every metric) and ``out
 the forget samples of train and test and the MIA shadow samples, with their labels and row
 positions). Every forget-set metric of ``metrics.METRICS`` is a function of ``outputs.npz``, so
 ``rescore`` recomputes them without the models and reports any difference from the record.
-``record.json`` is written last: a folder without it is incomplete and never read.
+``record.json`` is written last: a folder without it is an incomplete bundle, which ``rescore``
+reports like any damaged one (one line) without writing anything into it.
 """
 
 from __future__ import annotations
