@@ -12,9 +12,18 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from unlearnlab.data import COLORS, DIGIT_CLASSES, Dataset
-from unlearnlab.errors import DataError, SpecError
-from unlearnlab.forget import KINDS, ForgetSpec, forget_class, forget_masks, parse_forget
+from unlearnlab.errors import ConfigError, DataError, SpecError
+from unlearnlab.forget import (
+    KINDS,
+    ForgetSpec,
+    forget_class,
+    forget_digest,
+    forget_masks,
+    load_forget_list,
+    parse_forget,
+)
 
+PINNED_CLASS3 = "75e95f4f24665d9b9e2dbe03b1ee22ddd5007a8148abbeba8c0da398be524391"
 NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
 
 
@@ -322,3 +331,108 @@ def test_list_malformed_values(synthetic, tmp_path, key, value, problem):
     content[key] = value
     write_forget_list(tmp_path, "bad", content)
     assert problem in _raises_data_error(synthetic, tmp_path)
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("class", True), ("class", False), ("train", [True]), ("test", [False, True]),
+    ("class", 7.0), ("train", [1e20]), ("class", -1), ("class", 2 ** 70),
+])
+def test_list_rejects_booleans_floats_and_out_of_range(synthetic, tmp_path, key, value):
+    """JSON true is a Python int: without a check it would be read as class 1 or index 1."""
+    content = crossbar_list(synthetic, cls=1)
+    content[key] = value
+    path = write_forget_list(tmp_path, "bad", content)
+    msg = _raises_data_error(synthetic, tmp_path)
+    assert str(path) in msg and f"'{key}'" in msg
+    assert "\n" not in msg
+
+
+@pytest.mark.parametrize("text", ["[" * 100000, '{"class": ' + "9" * 5000 + "}"])
+def test_list_too_deep_or_too_long_is_a_data_error(synthetic, tmp_path, text):
+    write_forget_list(tmp_path, "bad", text)
+    msg = _raises_data_error(synthetic, tmp_path)
+    assert "not valid JSON" in msg and "\n" not in msg
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner,
+                                                                max_size=3),
+    max_leaves=8)
+index_lists = st.one_of(json_values, st.lists(st.one_of(st.integers(-5, 70000), st.booleans(),
+                                                        st.floats(), st.none()), max_size=6))
+
+
+@given(dataset=st.one_of(st.sampled_from(["MNIST", "FashionMNIST"]), json_values),
+       cls=st.one_of(st.integers(-2, 12), json_values), train=index_lists, test=index_lists,
+       drop=st.sets(st.sampled_from(["dataset", "class", "train", "test"]), max_size=1))
+def test_any_list_content_loads_or_raises_a_data_error(tmp_path_factory, dataset, cls, train,
+                                                       test, drop):
+    """Random JSON in every field: a valid list or one clean DataError line, never a traceback."""
+    ds = _PROPERTY_DATA
+    root = tmp_path_factory.mktemp("lists")
+    content = {"dataset": dataset, "class": cls, "train": train, "test": test}
+    for key in drop:
+        del content[key]
+    write_forget_list(root, "x", content)
+    try:
+        loaded = load_forget_list("x", ds, root)
+    except DataError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert loaded["dataset"] == "MNIST" and type(loaded["class"]) is int
+    for split in ("train", "test"):
+        assert all(type(i) is int for i in loaded[split])
+        s = getattr(ds, split)
+        assert (s.y[torch.isin(s.index, torch.tensor(loaded[split], dtype=torch.long))]
+                == loaded["class"]).all()
+
+
+_PROPERTY_DATA = make_dataset()
+
+
+@given(st.one_of(st.none(), st.integers(), st.floats(), st.binary(max_size=8),
+                 st.lists(st.text(max_size=4), max_size=2), st.booleans()))
+def test_any_non_string_spec_raises_spec_error(value):
+    with pytest.raises(SpecError):
+        parse_forget(value)
+
+
+# --------------------------------------------------------------------- forget-set digests
+
+def test_forget_digest_is_the_selected_samples(synthetic, tmp_path):
+    content = crossbar_list(synthetic)
+    write_forget_list(tmp_path, "a", content)
+    write_forget_list(tmp_path, "b", {**content, "train": content["train"][::-1],
+                                      "description": "same samples, another order"})
+    digest = forget_digest(forget_masks("subset:a", synthetic, tmp_path), synthetic)
+    assert digest == forget_digest(forget_masks("subset:b", synthetic, tmp_path), synthetic)
+    assert len(digest) == 64
+    trimmed = {**content, "train": content["train"][1:]}  # the issue's case: a trimmed list
+    write_forget_list(tmp_path, "a", trimmed)
+    assert forget_digest(forget_masks("subset:a", synthetic, tmp_path), synthetic) != digest
+    moved = {**content, "test": content["test"][1:]}  # the test split counts too
+    write_forget_list(tmp_path, "a", moved)
+    assert forget_digest(forget_masks("subset:a", synthetic, tmp_path), synthetic) != digest
+
+
+def test_forget_digest_tells_classes_and_colours_apart(synthetic, synthetic_cmnist):
+    digests = {forget_digest(forget_masks(f"class:{c}", synthetic), synthetic) for c in range(10)}
+    assert len(digests) == 10
+    colours = {forget_digest(forget_masks(f"color:{c}:5", synthetic_cmnist), synthetic_cmnist)
+               for c in COLORS}
+    assert len(colours) == len(COLORS)
+
+
+def test_forget_digest_is_pinned():
+    # Pinned: a change of the hashing silently orphans every cache keyed on it.
+    ds = make_dataset()
+    assert forget_digest(forget_masks("class:3", ds), ds) == PINNED_CLASS3
+
+
+@pytest.mark.parametrize("bad", [{"train": torch.zeros(3, dtype=torch.bool)},
+                                 {"train": torch.zeros(300)}])
+def test_forget_digest_rejects_foreign_masks(synthetic, bad):
+    masks = {**forget_masks("class:3", synthetic), **bad}
+    with pytest.raises(ConfigError, match="not a boolean mask over the 300 samples"):
+        forget_digest(masks, synthetic)

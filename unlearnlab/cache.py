@@ -38,7 +38,15 @@ from .evaluation import accuracy, mean_cross_entropy
 from .metrics import METRICS
 from .models import architecture, create_model
 from .scenario import VALIDATION_SEED, Scenario
-from .store import config_key, load_model, load_payload, model_path, save_model, save_payload
+from .store import (
+    config_key,
+    content_digest,
+    load_model,
+    load_payload,
+    model_path,
+    save_model,
+    save_payload,
+)
 from .training import OPTIMIZER, fit, predict, seed_everything
 
 log = logging.getLogger("unlearnlab")
@@ -121,17 +129,6 @@ def model_code_hash(arch: str) -> str:
     return source_hash([*class_files(architecture(arch).cls), PACKAGE / "training.py"])
 
 
-def state_digest(model: nn.Module) -> str:
-    """sha256 (16 hex digits) of a model's state dict (names, dtypes, shapes, bytes): the
-    identity of a parent model in the keys of what is derived from it."""
-    h = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 # ------------------------------------------------------------------------------ model keys
 
 def model_config(sc: Scenario, role: str) -> dict:
@@ -175,12 +172,12 @@ def new_model(sc: Scenario) -> nn.Module:
 
 def train_or_load(sc: Scenario, role: str) -> tuple[nn.Module, dict]:
     """The cached ``original`` or ``retrained`` model, trained (and cached) when missing.
-    ``meta["digest"]`` is the model's ``state_digest``."""
+    ``meta["digest"]`` is the ``store.content_digest`` of its state dict."""
     config = model_config(sc, role)
     model = new_model(sc)
     meta = _cached(sc, config, model)
     if meta is not None:
-        return model.to(sc.device).eval(), {**meta, "digest": state_digest(model)}
+        return model.to(sc.device).eval(), {**meta, "digest": content_digest(model.state_dict())}
     rows = sc.rows(role)
     r = sc.recipe
     log.info("training the %s model: %s on %s, %d epochs over %d samples", role, sc.arch,
@@ -200,7 +197,7 @@ def train_or_load(sc: Scenario, role: str) -> tuple[nn.Module, dict]:
     meta = {"config": config, "seconds": time.perf_counter() - start, "history": history,
             "train_samples": len(rows), "device": str(sc.device)}
     save_model(model_path(sc.root, config), model, meta)
-    return model.eval(), {**meta, "digest": state_digest(model)}
+    return model.eval(), {**meta, "digest": content_digest(model.state_dict())}
 
 
 def unlearned_config(sc: Scenario, method, original_digest: str) -> dict:
@@ -213,8 +210,8 @@ def unlearned_config(sc: Scenario, method, original_digest: str) -> dict:
 
 def unlearn_or_load(sc: Scenario, method, original: nn.Module,
                     original_digest: str) -> tuple[nn.Module, dict]:
-    """Run ``method`` on a copy of ``original`` (whose ``state_digest`` is
-    ``original_digest``), or load the cached result of the same method, code,
+    """Run ``method`` on a copy of ``original`` (whose state dict's
+    ``content_digest`` is ``original_digest``), or load the cached result of the same method, code,
     hyperparameters and original model."""
     config = unlearned_config(sc, method, original_digest)
     model = new_model(sc)
@@ -245,7 +242,7 @@ def load_baselines(sc: Scenario, config: dict) -> tuple[dict, dict] | None:
     if not (sc.config.reuse and path.exists()):
         return None
     try:
-        payload = load_payload(path, config)
+        payload = load_payload(path, config, required=("evaluations", "outputs"))
     except CorruptCacheError as exc:
         log.warning("%s; recomputing it", exc)
         return None

@@ -12,7 +12,7 @@ from .bench import STANDARD_SCENARIOS, bench, leaderboard_markdown
 from .compare import compare, markdown
 from .config import RunConfig
 from .data import list_datasets, load_dataset
-from .errors import ConfigError, DataError, UnlearnlabError
+from .errors import BundleError, ConfigError, DataError, UnlearnlabError
 from .experiment import check_method, run
 from .methods import coerce_params, get_method, list_methods, parse_set_options
 from .metrics import select_metrics
@@ -231,17 +231,27 @@ def cmd_bench(args) -> int:
 
 
 def cmd_rescore(args) -> int:
+    """Rescore every bundle; a damaged one is reported on one stderr line and skipped. Exit
+    status: 2 when any bundle was damaged, else 1 when any differs from its record, else 0."""
     folders = bundle.find(args.path)
-    mismatched = 0
+    mismatched = damaged = 0
     for folder in folders:
-        result = bundle.rescore(folder)
+        try:
+            result = bundle.rescore(folder)
+        except BundleError as exc:
+            damaged += 1
+            print(f"unlearnlab: error: {exc}", file=sys.stderr)
+            continue
         if result["differences"]:
             mismatched += 1
             for key, (stored, new) in result["differences"].items():
                 print(f"{folder}: {key}: recorded {stored}, recomputed {new}")
-    print(f"rescored {len(folders)} bundle(s): {len(folders) - mismatched} match their records"
-          f"{f', {mismatched} differ' if mismatched else ''}; wrote rescored.json in each")
-    return 1 if mismatched else 0
+    rescored = len(folders) - damaged
+    print(f"rescored {rescored} bundle(s): {rescored - mismatched} match their records"
+          f"{f', {mismatched} differ' if mismatched else ''}"
+          f"{f'; {damaged} damaged, not rescored' if damaged else ''}"
+          f"; wrote rescored.json in each rescored bundle")
+    return 2 if damaged else 1 if mismatched else 0
 
 
 def cmd_tune(args) -> int:

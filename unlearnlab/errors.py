@@ -21,10 +21,20 @@ class CacheError(UnlearnlabError):
     """A cached model is missing (under --no-train) or does not match its configuration."""
 
 
+class CorruptCacheError(CacheError):
+    """A cache file is damaged, foreign or unverifiable; it has been moved aside (never deleted)
+    to ``moved_to`` so that the entry can be rebuilt."""
+
+    def __init__(self, message: str, path=None, moved_to=None):
+        super().__init__(message)
+        self.path = path
+        self.moved_to = moved_to
+
+
+class BundleError(ConfigError):
+    """A run bundle given to ``rescore`` is incomplete or damaged (a ``ConfigError``, as a bundle
+    that is not one always was)."""
+
+
 class DivergenceError(UnlearnlabError):
     """Training or unlearning produced a non-finite loss."""
-
-
-class CorruptCacheError(CacheError):
-    """A cache file is damaged (unreadable, truncated, or its contents fail their digest); it
-    has been moved aside and the artefact is rebuilt."""

@@ -15,6 +15,7 @@ selects them through ``i``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from pathlib import Path
 import torch
 
 from .data import COLORS, Dataset, Split, data_root
-from .errors import DataError, SpecError
+from .errors import ConfigError, DataError, SpecError
 
 KINDS = ("class", "subset", "rest", "color")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -95,22 +96,28 @@ def load_forget_list(name: str, dataset: Dataset, data_dir=None) -> dict:
                         "folder into the data root or fix the name")
     try:
         content = json.loads(Path(path).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"forget set '{path}' is not valid JSON ({exc}); restore the "
-                        "original file") from exc
+    except OSError as exc:
+        raise DataError(f"forget set '{path}' cannot be read ({exc.strerror or exc}); check "
+                        "its permissions") from exc
+    except (ValueError, RecursionError) as exc:  # also over-long integers and deep nesting
+        raise DataError(f"forget set '{path}' is not valid JSON ({_first_line(exc)}); restore "
+                        "the original file") from exc
     if not isinstance(content, dict) or not {"dataset", "class", "train", "test"} <= content.keys():
         raise DataError(f"forget set '{path}' lacks the keys dataset, class, train and test")
     source = _LIST_SOURCE.get(dataset.name)
     if content["dataset"] != source:
-        raise DataError(f"forget set '{name}' indexes {content['dataset']} but dataset "
+        raise DataError(f"forget set '{name}' indexes {_shown(content['dataset'])} but dataset "
                         f"'{dataset.name}' needs a {source or 'class:'} list; pick a matching set")
     cls = content["class"]
-    if not isinstance(cls, int) or not 0 <= cls <= 9:
-        raise DataError(f"forget set '{path}': class must be an integer 0-9")
+    # bool is an int in Python: JSON true would otherwise be taken as class 1
+    if not _is_int(cls) or not 0 <= cls <= 9:
+        raise DataError(f"forget set '{path}': class must be an integer 0-9, got "
+                        f"{_shown(cls)}; fix the 'class' field")
     for split_name in ("train", "test"):
         items = content[split_name]
-        if not isinstance(items, list) or not all(isinstance(i, int) for i in items):
-            raise DataError(f"forget set '{path}': '{split_name}' must be a list of integers")
+        if not isinstance(items, list) or not all(_is_int(i) for i in items):
+            raise DataError(f"forget set '{path}': '{split_name}' must be a list of integers "
+                            "(not booleans, floats or strings); fix that field")
         bad = [i for i in items if not 0 <= i < _SOURCE_SIZES[split_name]]
         if bad:
             raise DataError(f"forget set '{path}': {split_name} index {bad[0]} is out of range "
@@ -123,6 +130,42 @@ def load_forget_list(name: str, dataset: Dataset, data_dir=None) -> dict:
             raise DataError(f"forget set '{path}': {split_name} sample {pos} has label "
                             f"{int(split.y[wrong][0])}, not the set's class {cls}; fix the list")
     return content
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _shown(value) -> str:
+    """A JSON value as one short line for a message."""
+    text = value if isinstance(value, str) and value.isprintable() else json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def forget_digest(masks: dict[str, torch.Tensor], dataset: Dataset) -> str:
+    """sha256 (hex) of the samples ``masks`` select: for train then test, the sorted source
+    identifiers (``index``, the position in the source file, and on colorized MNIST the
+    background colour too) of the selected samples. Two specs or list files that select the
+    same samples have the same digest; any added or dropped sample changes it. ``masks`` are
+    those of ``forget_masks`` over the whole dataset (before any subset of a run)."""
+    h = hashlib.sha256()
+    for split_name in ("train", "test"):
+        split: Split = getattr(dataset, split_name)
+        mask = masks[split_name]
+        if mask.dtype != torch.bool or mask.shape != split.y.shape:
+            raise ConfigError(f"forget mask '{split_name}' is not a boolean mask over the "
+                              f"{len(split.y)} samples of dataset '{dataset.name}'; pass the "
+                              "masks of forget_masks for that dataset")
+        ids = split.index[mask].to(torch.int64)
+        if split.color is not None:
+            ids = ids * len(COLORS) + split.color[mask].to(torch.int64)
+        h.update(f"{split_name}:{len(ids)}:".encode())
+        h.update(torch.sort(ids).values.numpy().tobytes())
+    return h.hexdigest()
 
 
 def forget_masks(spec: ForgetSpec | str, dataset: Dataset,

@@ -13,7 +13,7 @@ from . import mia
 from .config import QUICK, RunConfig
 from .data import Dataset, Split, data_root, default_arch, load_dataset, oversample, stratified_rows
 from .errors import ConfigError, SpecError
-from .forget import ForgetSpec, forget_class, forget_masks, parse_forget
+from .forget import ForgetSpec, forget_class, forget_digest, forget_masks, parse_forget
 from .methods import UnlearnTask
 from .models import recipe_for
 from .training import Recipe, pick_device
@@ -96,16 +96,6 @@ def resolve_arch(cfg: RunConfig, spec: ForgetSpec) -> str:
     return cfg.arch or default_arch(cfg.dataset, spec.scenario)
 
 
-def forget_digest(dataset: Dataset, masks: dict[str, torch.Tensor]) -> str:
-    """sha256 (16 hex digits) of the dataset checksum and the source positions of the forget
-    samples of both whole splits."""
-    h = hashlib.sha256(dataset.checksum.encode())
-    for name, split in (("train", dataset.train), ("test", dataset.test)):
-        h.update(f"|{name}|".encode())
-        h.update(split.index[masks[name]].to(torch.int64).numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def validation_rows(labels: torch.Tensor, forget: torch.Tensor, fraction: float,
                     seed: int = VALIDATION_SEED) -> tuple[torch.Tensor, torch.Tensor]:
     """(held out, kept): sorted positions of a seeded sample of round(``fraction`` x n) rows of
@@ -132,7 +122,7 @@ def build_scenario(cfg: RunConfig) -> Scenario:
     # Masks of the whole dataset (so no subset hides a wrong entry of a forget list), carried
     # along every subset below: a mask is a function of each row alone.
     masks = forget_masks(spec, dataset, cfg.data_dir)
-    digest = forget_digest(dataset, masks)
+    digest = forget_digest(masks, dataset)
     if cfg.validation is not None:
         val_rows, fit_rows = validation_rows(train.y, masks["train"], cfg.validation)
         # The validation split plays the test role; the test set itself is never read.
