@@ -35,14 +35,14 @@ demo: venv data
 	$(PY) -m unlearnlab demo
 
 figures: venv data
-	$(PY) scripts/make_figures.py
+	$(PY) -m unlearnlab figures class-forgetting --out assets
 
 # The leaderboard: every method on the standard scenarios, 5 seeds (about 30 min on 2 cores).
 bench: venv data
 	$(PY) -m unlearnlab bench --seeds 5 --out results/bench
 
 bench-figures: venv
-	$(PY) scripts/make_bench_figures.py results/bench --out assets
+	$(PY) -m unlearnlab figures bench results/bench --out assets
 
 # Throughput against the seeds' DataLoader pipeline, then the thesis grid cold and warm (~15 min).
 bench-perf: venv data

@@ -14,6 +14,7 @@ from .config import RunConfig
 from .data import list_datasets, load_dataset
 from .errors import BundleError, ConfigError, DataError, UnlearnlabError
 from .experiment import check_method, run
+from .figures import cli as figures_cli
 from .methods import coerce_params, get_method, list_methods, parse_set_options
 from .metrics import select_metrics
 from .models import list_models
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--data-dir", default=None)
     d.add_argument("--quick", action="store_true")
     d.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    figures_cli.add_parser(sub, [_where()])
     return parser
 
 
@@ -290,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return {"run": cmd_run, "compare": cmd_compare, "bench": cmd_bench,
-                "rescore": cmd_rescore, "tune": cmd_tune, "demo": cmd_demo}[args.command](args)
+                "rescore": cmd_rescore, "tune": cmd_tune, "demo": cmd_demo,
+                "figures": figures_cli.main}[args.command](args)
     except UnlearnlabError as exc:
         if debug:
             raise

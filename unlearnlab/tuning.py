@@ -35,7 +35,6 @@ import logging
 import os
 import socket
 import time
-import warnings
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -411,48 +410,5 @@ def write_preset(study, cfg: TuneConfig) -> dict | None:
     return entry
 
 
-# -------------------------------------------------------------------------------- plots
-
-@contextlib.contextmanager
-def _optuna_plotting():
-    """Optuna's matplotlib plots are marked experimental and switch the global style to
-    ggplot: silence the warning and restore the caller's rcParams afterwards."""
-    import matplotlib.pyplot as plt
-    import optuna
-
-    with warnings.catch_warnings(), plt.rc_context():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        yield
-
-
-TARGET = "average gap to the retrained ensemble (validation)"
-
-
-def plot_history(study):
-    """Optuna's optimisation-history plot: every trial's objective and the best so far (its
-    matplotlib backend, so plotly is not needed)."""
-    from optuna.visualization.matplotlib import plot_optimization_history
-
-    with _optuna_plotting():
-        return plot_optimization_history(study, target_name=TARGET)
-
-
-def plot_importances(study):
-    """Optuna's hyperparameter-importance plot (fANOVA, Hutter et al. 2014), or a note when
-    the study has fewer than 3 complete trials to estimate importances from."""
-    import matplotlib.pyplot as plt
-    from optuna.visualization.matplotlib import plot_param_importances
-
-    if complete_trials(study) < 3:
-        _, ax = plt.subplots(figsize=(6, 1.2))
-        ax.axis("off")
-        ax.text(0.5, 0.5, "parameter importances need at least 3 complete trials",
-                ha="center", va="center")
-        return ax
-    with _optuna_plotting():
-        return plot_param_importances(study, target_name=TARGET)
-
-
 __all__ = ["DIVERGED", "METRICS", "VALIDATION", "TuneConfig", "TuneResult", "baselines",
-           "ensemble_means", "evaluate", "load_study", "plot_history", "plot_importances",
-           "tune", "write_preset"]
+           "ensemble_means", "evaluate", "load_study", "tune", "write_preset"]

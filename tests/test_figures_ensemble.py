@@ -1,6 +1,7 @@
-"""The ensemble figures (``unlearnlab.plots`` and the ``Comparison`` figures of
-``plot_generator``) on a tiny synthetic comparison: each returns a Figure with the expected
-axes, labels and drawn values, and writes a file only when asked. Seconds, CPU, no data."""
+"""The ensemble figures (``unlearnlab.figures.ensemble``, ``weights`` and the ``Comparison``
+figures of ``unlearnlab.figures.comparison``) on a tiny synthetic comparison: each returns a
+Figure with the expected axes, labels and drawn values, and writes a file only when asked.
+Seconds, CPU, no data."""
 
 from __future__ import annotations
 
@@ -17,13 +18,12 @@ from matplotlib.collections import PolyCollection  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from torch import nn  # noqa: E402
 
-import plot_generator  # noqa: E402
-from unlearnlab import plots  # noqa: E402
 from unlearnlab.compare import Comparison, flag  # noqa: E402
+from unlearnlab.figures import comparison, ensemble, run, style, weights  # noqa: E402
 
 SEEDS = 3
 METHOD = "gemu"
-MODELS = ("untrained", "trained", "retrained", METHOD)
+MODELS = ("untrained", "original", "retrained", METHOD)
 SUBSETS = ("forget", "class_rest", "other_classes", "all")
 
 
@@ -40,7 +40,7 @@ def _tiny_model(seed: int) -> nn.Module:
 
 def _row(model: str, seed: int, rng: np.random.Generator) -> dict:
     """Metrics of the shape ``evaluation.evaluate`` gives for feature forgetting."""
-    level = {"untrained": 0.1, "trained": 0.9, "retrained": 0.85}.get(model, 0.8)
+    level = {"untrained": 0.1, "original": 0.9, "retrained": 0.85}.get(model, 0.8)
     row = {"model": model, "seed": seed}
     for split in ("train", "test"):
         row[f"{split}_acc"] = level + 0.01 * rng.standard_normal()
@@ -60,12 +60,12 @@ def make_comparison(methods=(METHOD,), seeds: int = SEEDS) -> Comparison:
     """A ``Comparison`` with the structure of ``compare.compare``: rows per (model, seed),
     one record per (method, seed), a KL matrix per seed, models and training histories."""
     rng = np.random.default_rng(0)
-    names = ["untrained", "trained", "retrained", *methods]
+    names = ["untrained", "original", "retrained", *methods]
     rows, records, kl, models, histories = [], [], {}, {}, {}
     for seed in range(seeds):
         rows += [_row(name, seed, rng) for name in names]
         trained = _tiny_model(seed)
-        models[seed] = {"untrained": _tiny_model(seed), "trained": trained}
+        models[seed] = {"untrained": _tiny_model(seed), "original": trained}
         for name in names[2:]:
             model = _tiny_model(seed)
             model.load_state_dict(trained.state_dict())
@@ -87,7 +87,7 @@ def make_comparison(methods=(METHOD,), seeds: int = SEEDS) -> Comparison:
         kl[seed] = (names, matrix)
         histories[seed] = {role: [{"epoch": e, "loss": 1.0 / e + 0.1 * seed, "acc": 0.5 + 0.1 * e,
                                    "test_loss": 1.2 / e, "test_acc": 0.45 + 0.1 * e + 0.01 * seed}
-                                  for e in (1, 2, 3)] for role in ("trained", "retrained")}
+                                  for e in (1, 2, 3)] for role in ("original", "retrained")}
     return Comparison(flag(pd.DataFrame(rows)), records, kl, models, histories)
 
 
@@ -108,7 +108,7 @@ def _ticklabels(ax, axis: str = "x") -> list[str]:
 # --- box plots --------------------------------------------------------------------------------
 
 def test_accuracy_boxes_have_one_panel_per_split_and_all_subsets(cmp):
-    fig = plot_generator.ensemble_accuracy_boxes(cmp, split="both")
+    fig = comparison.ensemble_accuracy_boxes(cmp, split="both")
     assert isinstance(fig, Figure)
     train_ax, test_ax = fig.axes
     assert "train split" in train_ax.get_title() and "test split" in test_ax.get_title()
@@ -122,15 +122,15 @@ def test_accuracy_boxes_have_one_panel_per_split_and_all_subsets(cmp):
 
 
 def test_accuracy_boxes_of_one_split(cmp):
-    fig = plot_generator.ensemble_accuracy_boxes(cmp, split="test")
+    fig = comparison.ensemble_accuracy_boxes(cmp, split="test")
     assert len(fig.axes) == 1
     assert "test split" in fig.axes[0].get_title()
     with pytest.raises(ValueError, match="split"):
-        plot_generator.ensemble_accuracy_boxes(cmp, split="validation")
+        comparison.ensemble_accuracy_boxes(cmp, split="validation")
 
 
 def test_accuracy_boxes_are_in_percent_and_show_every_seed(cmp):
-    ax = plots.plot_subset_boxes(cmp.rows, "test").axes[0]
+    ax = ensemble.plot_subset_boxes(cmp.rows, "test").axes[0]
     dots = np.concatenate([np.ma.getdata(c.get_offsets())[:, 1] for c in ax.collections
                            if len(c.get_offsets())])
     expected = 100 * cmp.rows[["test_acc", "retain_test_acc", "forget_test_acc",
@@ -142,16 +142,16 @@ def test_accuracy_boxes_are_in_percent_and_show_every_seed(cmp):
 def test_class_forgetting_rows_draw_only_their_subsets():
     rows = pd.DataFrame([{"model": m, "seed": s, "test_acc": 0.9, "retain_test_acc": 0.95,
                           "forget_test_acc": 0.0, "test_loss": 0.3}
-                         for m in ("trained", "retrained") for s in range(2)])
-    ax = plots.plot_subset_boxes(rows, "test").axes[0]
+                         for m in ("original", "retrained") for s in range(2)])
+    ax = ensemble.plot_subset_boxes(rows, "test").axes[0]
     assert _ticklabels(ax) == ["all", "retain", "forget"]
-    assert _ticklabels(plots.plot_subset_boxes(rows, "test", "loss").axes[0]) == ["all"]
+    assert _ticklabels(ensemble.plot_subset_boxes(rows, "test", "loss").axes[0]) == ["all"]
     with pytest.raises(ValueError, match="no train acc"):
-        plots.plot_subset_boxes(rows, "train")
+        ensemble.plot_subset_boxes(rows, "train")
 
 
 def test_loss_boxes_have_no_fixed_unit_range(cmp):
-    fig = plot_generator.ensemble_loss_boxes(cmp, split="both")
+    fig = comparison.ensemble_loss_boxes(cmp, split="both")
     for ax in fig.axes:
         assert "mean cross-entropy" in ax.get_ylabel()
         assert ax.get_yscale() == "linear"
@@ -162,31 +162,31 @@ def test_loss_boxes_have_no_fixed_unit_range(cmp):
 def test_loss_boxes_switch_to_log_when_losses_span_decades(cmp):
     rows = cmp.rows.copy()
     rows.loc[rows["model"] == METHOD, "forget_test_loss"] = 500.0
-    ax = plots.plot_subset_boxes(rows, "test", "loss").axes[0]
+    ax = ensemble.plot_subset_boxes(rows, "test", "loss").axes[0]
     assert ax.get_yscale() == "log" and "log scale" in ax.get_ylabel()
-    assert plots.plot_subset_boxes(rows, "test", "loss", log=False).axes[0].get_yscale() \
+    assert ensemble.plot_subset_boxes(rows, "test", "loss", log=False).axes[0].get_yscale() \
         == "linear"
 
 
 def test_preset_boxes_show_both_variants(cmp):
     other = make_comparison()
-    fig = plot_generator.preset_accuracy_boxes(cmp, other)
+    fig = comparison.preset_accuracy_boxes(cmp, other)
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert legend == [*MODELS, f"{METHOD} (thesis preset)"]
-    palette = plots.ensemble_palette(legend)
+    palette = style.ensemble_palette(legend)
     assert palette[f"{METHOD} (thesis preset)"] != palette[METHOD]
 
 
 # --- training curves --------------------------------------------------------------------------
 
 def test_training_curves_show_mean_and_std_band(cmp):
-    fig = plot_generator.ensemble_training_curves(cmp)
+    fig = comparison.ensemble_training_curves(cmp)
     acc_ax, loss_ax = fig.axes
     assert acc_ax.get_ylabel() == "accuracy (%)" and loss_ax.get_ylabel() == "mean cross-entropy"
     assert acc_ax.get_xlabel() == loss_ax.get_xlabel() == "epoch"
     test_line = next(line for line in acc_ax.lines
-                     if line.get_label().startswith("trained: test"))
-    per_seed = [[100 * h["test_acc"] for h in cmp.histories[s]["trained"]] for s in range(SEEDS)]
+                     if line.get_label().startswith("original: test"))
+    per_seed = [[100 * h["test_acc"] for h in cmp.histories[s]["original"]] for s in range(SEEDS)]
     assert list(test_line.get_xdata()) == [1, 2, 3]
     assert test_line.get_ydata() == pytest.approx(np.mean(per_seed, axis=0))
     bands = [c for c in acc_ax.collections if isinstance(c, PolyCollection)]
@@ -198,7 +198,7 @@ def test_training_curves_show_mean_and_std_band(cmp):
 # --- KL ---------------------------------------------------------------------------------------
 
 def test_kl_heatmap_is_labelled_and_annotated_with_the_mean(cmp):
-    fig = plot_generator.kl_heatmap(cmp)
+    fig = comparison.kl_heatmap(cmp)
     ax = fig.axes[0]
     names = cmp.kl[0][0]
     assert "KL(P_row ‖ P_col)" in ax.get_title() and "forget training set" in ax.get_title()
@@ -212,13 +212,13 @@ def test_kl_heatmap_is_labelled_and_annotated_with_the_mean(cmp):
 
 def test_kl_heatmap_rejects_a_matrix_of_the_wrong_shape():
     with pytest.raises(ValueError, match="3x3"):
-        plots.plot_kl_heatmap(["a", "b", "c"], np.zeros((2, 2)))
+        ensemble.plot_kl_heatmap(["a", "b", "c"], np.zeros((2, 2)))
 
 
 # --- weights and distances --------------------------------------------------------------------
 
 def test_weight_change_heatmap_has_out_rows_and_in_columns(cmp):
-    fig = plot_generator.weight_change_heatmap(cmp, seed=1)
+    fig = comparison.weight_change_heatmap(cmp, seed=1)
     panels = [ax for ax in fig.axes if ax.images]
     assert [ax.get_title() for ax in panels] == ["retrained − trained", f"{METHOD} − trained"]
     for ax in panels:
@@ -226,26 +226,26 @@ def test_weight_change_heatmap_has_out_rows_and_in_columns(cmp):
         assert ax.get_ylabel() == "output unit (row of 1.weight)"
         assert ax.get_xlabel() == "input feature (column of 1.weight)"
     change = np.abs((cmp.models[1]["retrained"][1].weight
-                     - cmp.models[1]["trained"][1].weight).detach().numpy())
+                     - cmp.models[1]["original"][1].weight).detach().numpy())
     np.testing.assert_allclose(np.ma.getdata(panels[0].images[0].get_array()), change,
                                rtol=1e-6)
     assert "seed 1" in fig.get_suptitle()
 
 
 def test_weight_change_of_a_frozen_layer_says_unchanged(cmp):
-    fig = plot_generator.weight_change_heatmap(cmp, layer="3")
+    fig = comparison.weight_change_heatmap(cmp, layer="3")
     titles = [ax.get_title() for ax in fig.axes if ax.images]
     assert titles == ["retrained − trained", f"{METHOD} − trained (unchanged)"]
 
 
 def test_weight_change_flattens_a_convolution():
-    fig = plots.plot_weight_change({"a": np.ones((4, 2, 3, 3))}, layer="conv1.weight")
+    fig = weights.plot_weight_change({"a": np.ones((4, 2, 3, 3))}, layer="conv1.weight")
     assert fig.axes[0].images[0].get_array().shape == (4, 18)
     assert "kernel position" in fig.axes[0].get_xlabel()
 
 
 def test_layer_distance_bars_are_on_a_log_axis(cmp):
-    fig = plot_generator.layer_distance_bars(cmp)
+    fig = comparison.layer_distance_bars(cmp)
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
     assert _ticklabels(ax, "y") == ["1.weight", "1.bias", "3.weight", "3.bias"]
@@ -257,9 +257,9 @@ def test_layer_distance_bars_are_on_a_log_axis(cmp):
 # --- confusion matrices -----------------------------------------------------------------------
 
 def test_confusion_vs_retrained_has_three_matrices_and_the_difference(cmp):
-    fig = plot_generator.confusion_vs_retrained(cmp, METHOD)
+    fig = comparison.confusion_vs_retrained(cmp, METHOD)
     titles = [t for t in _titles(fig) if t]
-    assert titles == ["trained", "retrained", METHOD, f"{METHOD} − retrained"]
+    assert titles == ["original", "retrained", METHOD, f"{METHOD} − retrained"]
     diff_ax = next(ax for ax in fig.axes if ax.get_title() == f"{METHOD} − retrained")
     mesh = diff_ax.collections[0]
     low, high = mesh.get_clim()
@@ -274,24 +274,24 @@ def test_confusion_vs_retrained_has_three_matrices_and_the_difference(cmp):
 
 def test_confusion_vs_retrained_needs_the_method(cmp):
     with pytest.raises(ValueError, match="no records of method 'gefeu'"):
-        plot_generator.confusion_vs_retrained(cmp, "gefeu")
+        comparison.confusion_vs_retrained(cmp, "gefeu")
 
 
 def test_confusion_matrix_takes_mean_counts():
-    ax = plots.plot_confusion_matrix(np.full((3, 3), 2.5)).axes[0]
+    ax = run.plot_confusion_matrix(np.full((3, 3), 2.5)).axes[0]
     assert ax.texts[0].get_text() == "2"  # rounded half to even, no format error
 
 
 # --- files ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("make", [
-    lambda c, p: plot_generator.ensemble_accuracy_boxes(c, save=p),
-    lambda c, p: plot_generator.ensemble_loss_boxes(c, save=p),
-    lambda c, p: plot_generator.ensemble_training_curves(c, save=p),
-    lambda c, p: plot_generator.kl_heatmap(c, save=p),
-    lambda c, p: plot_generator.weight_change_heatmap(c, save=p),
-    lambda c, p: plot_generator.layer_distance_bars(c, save=p),
-    lambda c, p: plot_generator.confusion_vs_retrained(c, METHOD, save=p),
+    lambda c, p: comparison.ensemble_accuracy_boxes(c, save=p),
+    lambda c, p: comparison.ensemble_loss_boxes(c, save=p),
+    lambda c, p: comparison.ensemble_training_curves(c, save=p),
+    lambda c, p: comparison.kl_heatmap(c, save=p),
+    lambda c, p: comparison.weight_change_heatmap(c, save=p),
+    lambda c, p: comparison.layer_distance_bars(c, save=p),
+    lambda c, p: comparison.confusion_vs_retrained(c, METHOD, save=p),
 ], ids=["accuracy", "loss", "curves", "kl", "weights", "layers", "confusion"])
 def test_save_writes_the_file_atomically(cmp, tmp_path, make):
     path = tmp_path / "figs" / "figure.png"
@@ -302,38 +302,8 @@ def test_save_writes_the_file_atomically(cmp, tmp_path, make):
 
 def test_nothing_is_written_without_save(cmp, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    plot_generator.kl_heatmap(cmp)
+    comparison.kl_heatmap(cmp)
     assert not list(tmp_path.iterdir())
-
-
-# --- scripts/make_thesis_figures.py -----------------------------------------------------------
-
-def _thesis_script():
-    import importlib.util
-
-    path = plot_generator.__file__.replace("plot_generator.py", "scripts/make_thesis_figures.py")
-    spec = importlib.util.spec_from_file_location("make_thesis_figures", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_thesis_figures_pick_the_method_closest_to_retrained(tmp_path):
-    script = _thesis_script()
-    cmp = make_comparison(methods=("gradient_ascent", "gemu", "gefeu"), seeds=2)
-    retrained = cmp.rows["model"] == "retrained"
-    for column in ("forget_test_acc", "retain_test_acc"):
-        cmp.rows.loc[cmp.rows["model"] == "gefeu", column] = cmp.rows.loc[retrained,
-                                                                          column].to_numpy()
-        cmp.rows.loc[cmp.rows["model"] == "gradient_ascent", column] = cmp.rows.loc[
-            retrained, column].to_numpy()  # closer still, but not a candidate
-    assert script.best_method(cmp) == "gefeu"
-    stale = tmp_path / "thesis_mnist_confusion_gemu.png"
-    stale.write_bytes(b"old")
-    paths, best = script.make_dataset_figures("mnist", cmp, tmp_path)
-    assert best == "gefeu"
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths) == [
-        "thesis_mnist_accuracy.png", "thesis_mnist_confusion_gefeu.png", "thesis_mnist_kl.png"]
 
 
 def test_a_diverged_run_is_left_out_of_every_figure():
@@ -350,19 +320,19 @@ def test_a_diverged_run_is_left_out_of_every_figure():
     matrix[names.index(METHOD), :] = matrix[:, names.index(METHOD)] = np.nan
     del cmp.models[0][METHOD]
 
-    boxes = plot_generator.ensemble_accuracy_boxes(cmp).axes[0]
+    boxes = comparison.ensemble_accuracy_boxes(cmp).axes[0]
     assert f"{SEEDS - 1}-{SEEDS} seeds per box" in boxes.get_title()
-    kl = plot_generator.kl_heatmap(cmp).axes[0]
+    kl = comparison.kl_heatmap(cmp).axes[0]
     assert "1 with a diverged run left out" in kl.get_title()
     assert not any("nan" in t.get_text() for t in kl.texts)
-    confusion = plot_generator.confusion_vs_retrained(cmp, METHOD)
+    confusion = comparison.confusion_vs_retrained(cmp, METHOD)
     assert f"over {SEEDS - 1} seeds" in confusion.get_suptitle()
-    weights = plot_generator.weight_change_heatmap(cmp, seed=0)
-    assert [ax.get_title() for ax in weights.axes if ax.images] == ["retrained − trained"]
-    layers = plot_generator.layer_distance_bars(cmp).axes[0]
+    weight_change = comparison.weight_change_heatmap(cmp, seed=0)
+    assert [ax.get_title() for ax in weight_change.axes if ax.images] == ["retrained − trained"]
+    layers = comparison.layer_distance_bars(cmp).axes[0]
     assert [t.get_text() for t in layers.get_legend().get_texts()] == ["retrained", METHOD]
 
     for record in cmp.records:
         record["models"]["unlearned"] = None
     with pytest.raises(ValueError, match="every run of method 'gemu' diverged"):
-        plot_generator.confusion_vs_retrained(cmp, METHOD)
+        comparison.confusion_vs_retrained(cmp, METHOD)

@@ -3,7 +3,6 @@ training, a few seconds on CPU."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import matplotlib
@@ -15,22 +14,23 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from conftest import REPO  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from unlearnlab import bundle  # noqa: E402
-from unlearnlab.bench_plots import (  # noqa: E402
+from unlearnlab import bundle, cli  # noqa: E402
+from unlearnlab.errors import ConfigError  # noqa: E402
+from unlearnlab.figures.bench import (  # noqa: E402
+    plot_confusion_delta,
+    plot_gap_bars,
+    plot_mia_distributions,
+)
+from unlearnlab.figures.bench_records import (  # noqa: E402
     feature_scenarios,
     load_bench,
     load_outputs,
     loss_mia_scores,
     pick_run,
-    plot_confusion_delta,
-    plot_gap_bars,
-    plot_mia_distributions,
     ranked_methods,
 )
-from unlearnlab.errors import ConfigError  # noqa: E402
 from unlearnlab.metrics import Outputs  # noqa: E402
 
 SCENARIOS = ("mnist-six", "mnist-plain-sevens", "fashion-heeled-sandals")
@@ -205,7 +205,7 @@ def test_writes_only_when_given_a_path(draw, tmp_path, monkeypatch):
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-# --- load_bench and the script ----------------------------------------------------------------
+# --- load_bench and the command ----------------------------------------------------------------
 
 @pytest.fixture
 def bench_dir(tmp_path):
@@ -256,18 +256,14 @@ def test_load_bench_errors_name_the_problem(tmp_path, bench_dir):
         load_outputs(record("a", 0))
 
 
-def test_script_writes_the_figures_and_prints_the_leaderboard(bench_dir, tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("make_bench_figures",
-                                                  REPO / "scripts" / "make_bench_figures.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+def test_command_writes_the_figures_and_prints_the_leaderboard(bench_dir, tmp_path, capsys):
     out = tmp_path / "assets"
-    assert script.main([str(bench_dir), "--out", str(out)]) == 0
+    assert cli.main(["figures", "bench", str(bench_dir), "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
         "bench_confusion_delta_mnist-plain-sevens.png", "bench_gap.png",
         "bench_mia_mnist-plain-sevens.png"]
     assert "| rank | method |" in capsys.readouterr().out
-    assert script.main([str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert cli.main(["figures", "bench", str(tmp_path / "missing"), "--out", str(out)]) == 2
 
 
 def test_draws_on_given_axes():
