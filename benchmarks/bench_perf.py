@@ -47,7 +47,7 @@ from unlearnlab import models
 from unlearnlab.compare import THESIS_SCENARIOS
 from unlearnlab.data import data_root, load_dataset
 from unlearnlab.experiment import RunConfig, build_scenario, train_or_load, unlearn_task, versions
-from unlearnlab.methods import get_method
+from unlearnlab.methods import create
 from unlearnlab.models import create_model
 from unlearnlab.store import write_json
 from unlearnlab.training import adam, predict, recipe_for, seed_everything
@@ -234,7 +234,7 @@ def repeated_method_times(root: Path, seeds: int, quick: bool, repeats: int) -> 
             _, retrained = train_or_load(sc, "retrained")
             task = unlearn_task(sc)
             for method in GRID_METHODS:
-                unlearner = get_method(method)(dataset=dataset, scenario=sc.kind, arch=sc.arch)
+                unlearner = create(method, dataset=dataset, scenario=sc.kind, arch=sc.arch)
 
                 def run(m=unlearner, s=seed, o=original, t=task):
                     seed_everything(s)

@@ -13,7 +13,7 @@ from .compare import compare, markdown
 from .data import DATASETS, load_dataset
 from .errors import ConfigError, DataError, UnlearnlabError
 from .experiment import RunConfig, run
-from .methods import coerce_params, get_method, list_methods, parse_set_options
+from .methods import coerce_params, create, get_method, list_methods, parse_set_options
 from .metrics import select_metrics
 from .models import list_models
 from .store import write_json
@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common()
     p = sub.add_parser("run", parents=[common],
                        help="train/load original and retrained models, unlearn, evaluate")
-    p.add_argument("--method", default="relabel", help=f"one of {', '.join(list_methods())}")
+    p.add_argument("--method", default="relabel",
+                   help=f"one of {', '.join(list_methods())}, or package.module:ClassName")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="method hyperparameter (repeatable)")
     p.add_argument("--seed", type=int, default=0)
@@ -194,7 +195,7 @@ def cmd_compare(args) -> int:
     if not methods:
         raise ConfigError("--methods is empty: name at least one method, e.g. gemu,gefeu")
     for name in methods:
-        get_method(name)(preset=args.preset, dataset=args.dataset, data_dir=args.data_dir)
+        create(name, preset=args.preset, dataset=args.dataset, data_dir=args.data_dir)
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
     comparison = compare(_config(args, method=methods[0]), methods, args.seeds, args.out,

@@ -18,7 +18,7 @@ from .data import Dataset, Split, data_root, load_dataset, oversample, stratifie
 from .errors import CacheError, ConfigError, DivergenceError, SpecError
 from .evaluation import accuracy, evaluate_logits, guard_flags, mean_cross_entropy
 from .forget import ForgetSpec, forget_class, forget_masks, parse_forget
-from .methods import UnlearnTask, get_method
+from .methods import UnlearnTask, create, get_method
 from .metrics import Outputs, avg_gap, forget_metrics, parameter_distance, select_metrics
 from .metrics import relearn_steps as relearn_steps_of
 from .models import create_model
@@ -420,8 +420,8 @@ def run_method(base: Baselines, name: str, params: dict | None = None,
     the run's reproducibility bundle (to ``bundle_dir``, default ``default_bundle_dir``)."""
     sc = base.scenario
     names = select_metrics(sc.config.metrics)
-    method = get_method(name)(preset=preset, dataset=sc.dataset.name, scenario=sc.kind,
-                              arch=sc.arch, data_dir=sc.config.data_dir, **(params or {}))
+    method = create(name, preset=preset, dataset=sc.dataset.name, scenario=sc.kind,
+                    arch=sc.arch, data_dir=sc.config.data_dir, params=params)
     original, retrained = base.models["original"], base.models["retrained"]
     try:
         unlearned, meta_u = unlearn_or_load(sc, method, original)
@@ -505,10 +505,9 @@ def default_bundle_dir(sc: Scenario, method) -> Path:
 def run(cfg: RunConfig) -> RunResult:
     """Train or load the original and retrained models, unlearn, evaluate all three."""
     spec = parse_forget(cfg.forget)
-    get_method(cfg.method)(preset=cfg.preset, dataset=cfg.dataset,
-                           scenario=spec.scenario,
-                           arch=cfg.arch or default_arch(cfg.dataset, spec),
-                           data_dir=cfg.data_dir, **cfg.params)  # fail early
+    create(cfg.method, preset=cfg.preset, dataset=cfg.dataset, scenario=spec.scenario,
+           arch=cfg.arch or default_arch(cfg.dataset, spec), data_dir=cfg.data_dir,
+           params=cfg.params)  # fail early
     return run_method(prepare(cfg), cfg.method, cfg.params, cfg.preset)
 
 

@@ -55,7 +55,7 @@ from .experiment import (
     unlearn_task,
 )
 from .forget import parse_forget
-from .methods import get_method
+from .methods import create, get_method
 from .methods.base import TUNED_FILE, read_tuned
 from .metrics import GAP_KEYS, avg_gap, forget_metrics
 from .store import write_json
@@ -106,8 +106,8 @@ class TuneConfig:
         """The method with its default preset for the study's dataset, scenario kind and
         architecture, ``params`` on top."""
         spec = parse_forget(self.forget)
-        return get_method(self.method)(dataset=self.dataset, scenario=spec.scenario,
-                                       arch=default_arch(self.dataset, spec), **params)
+        return create(self.method, dataset=self.dataset, scenario=spec.scenario,
+                      arch=default_arch(self.dataset, spec), params=params)
 
     @property
     def setup(self) -> dict:
@@ -237,8 +237,8 @@ def evaluate(bases: list[Baselines], method: str, params: dict) -> dict:
     gaps, evaluations, diverged = [], [], []
     for base in bases:
         sc = base.scenario
-        unlearner = get_method(method)(dataset=sc.dataset.name, scenario=sc.kind, arch=sc.arch,
-                                       **params)
+        unlearner = create(method, dataset=sc.dataset.name, scenario=sc.kind, arch=sc.arch,
+                           params=params)
         seed_everything(sc.config.seed)
         try:
             model = unlearner.unlearn(base.models["original"], unlearn_task(sc))
