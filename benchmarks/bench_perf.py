@@ -48,7 +48,7 @@ from unlearnlab.cache import train_or_load
 from unlearnlab.compare import THESIS_SCENARIOS
 from unlearnlab.config import RunConfig
 from unlearnlab.data import data_root, load_dataset
-from unlearnlab.methods import get_method
+from unlearnlab.methods import create
 from unlearnlab.models import create_model, recipe_for
 from unlearnlab.record import versions
 from unlearnlab.scenario import build_scenario
@@ -237,7 +237,7 @@ def repeated_method_times(root: Path, seeds: int, quick: bool, repeats: int) -> 
             _, retrained = train_or_load(sc, "retrained")
             task = sc.task
             for method in GRID_METHODS:
-                unlearner = get_method(method)(dataset=dataset, scenario=sc.kind, arch=sc.arch)
+                unlearner = create(method, dataset=dataset, scenario=sc.kind, arch=sc.arch)
 
                 def run(m=unlearner, s=seed, o=original, t=task):
                     seed_everything(s)

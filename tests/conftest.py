@@ -146,3 +146,85 @@ def quick_bench(real_data, tmp_path_factory) -> dict:
                           env=env, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {"out": out, "root": root, "proc": proc}
+
+
+# ------------------------------------------------------------------ unlearning-method tests
+
+FORGET = 6  # the class the method tests forget
+
+
+def weights(model) -> dict[str, torch.Tensor]:
+    """A detached copy of ``model``'s state dict."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _trained(arch: str, ds: Dataset, epochs: int, batch_size: int, lr: float):
+    from unlearnlab.models import create_model
+    from unlearnlab.training import fit, seed_everything
+
+    seed_everything(0)
+    model = create_model(arch)
+    fit(model, ds.train.x, ds.train.y, epochs=epochs, batch_size=batch_size, lr=lr, seed=0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def cnn_data() -> Dataset:
+    """The data of the CNN method tests: 300 train / 200 test samples, seed 3."""
+    return make_dataset(n_train=300, n_test=200, seed=3)
+
+
+@pytest.fixture(scope="session")
+def trained_cnn(cnn_data):
+    """A briefly trained CNN that knows every class (trained once; tests get deep copies)."""
+    return _trained("cnn", cnn_data, epochs=3, batch_size=64, lr=3e-3)
+
+
+@pytest.fixture
+def cnn(trained_cnn):
+    import copy
+
+    return copy.deepcopy(trained_cnn)
+
+
+@pytest.fixture(scope="session")
+def mlp_data() -> Dataset:
+    """The data of the MLP method tests: 300 train / 200 test samples, seed 4."""
+    return make_dataset(n_train=300, n_test=200, seed=4)
+
+
+@pytest.fixture(scope="session")
+def trained_mlp(mlp_data):
+    """A small MLP that knows every class (trained once; tests get deep copies)."""
+    return _trained("mlp", mlp_data, epochs=4, batch_size=32, lr=2e-3)
+
+
+@pytest.fixture
+def mlp(trained_mlp):
+    import copy
+
+    return copy.deepcopy(trained_mlp)
+
+
+@pytest.fixture(scope="session")
+def thesis_data() -> Dataset:
+    """The data of the thesis-method tests (gradient ascent, GEMU, GeFeU): 300 train / 100
+    test samples, seed 4."""
+    return make_dataset(n_train=300, n_test=100, seed=4)
+
+
+@pytest.fixture(scope="session")
+def thesis_trained_mlp(thesis_data):
+    """An MLP trained for two epochs on ``thesis_data`` (trained once; tests get copies)."""
+    return _trained("mlp", thesis_data, epochs=2, batch_size=32, lr=2e-3)
+
+# Small settings of the thesis methods, so that every unlearning run takes well under a second.
+TINY = {"gradient_ascent": {"batch_size": 8},
+        "gemu": {"hidden": 32, "noise_batch": 16, "impair_batch": 16, "repair_batch": 16,
+                 "epochs": 2, "n2r": 2.0},
+        "gefeu": {"hidden": 32, "n_layers": 3, "noise_batch": 16, "impair_batch": 16,
+                  "repair_batch": 16, "epochs": 2, "n2r": 2.0}}

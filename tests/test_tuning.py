@@ -33,7 +33,7 @@ from unlearnlab.cli import main
 from unlearnlab.config import RunConfig
 from unlearnlab.data import default_arch
 from unlearnlab.errors import ConfigError
-from unlearnlab.methods import get_method
+from unlearnlab.methods import create, get_method
 from unlearnlab.methods.base import TUNED_FILE, tuned_preset
 from unlearnlab.scenario import build_scenario, validation_rows
 from unlearnlab.tuning import TuneConfig, baselines, storage_url, write_preset
@@ -120,26 +120,27 @@ def test_tuned_preset_is_read_from_the_data_root_then_the_package(tmp_path, monk
     root = tmp_path / "data"
     write_tuned(root, {"gemu": {"mnist": {"params": {"n2r": 5.0, "lam": 0.2}, "value": 0.01}}})
     monkeypatch.setenv("UNLEARNLAB_DATA", str(root))
-    gemu = get_method("gemu")
-    mnist = gemu(preset="tuned", dataset="mnist")
+    mnist = create("gemu", preset="tuned", dataset="mnist")
     assert mnist.params["n2r"] == 5.0 and mnist.params["lam"] == 0.2  # data root first
     # unlisted keys: the dataset's defaults, on which the search ran
-    assert mnist.params["epochs"] == gemu(dataset="mnist").params["epochs"]
-    assert gemu(preset="tuned", dataset="cmnist").params["n2r"] == 9.0  # then the package
-    assert gemu(preset="tuned", dataset="mnist", lam=0.05).params["lam"] == 0.05  # --set wins
+    assert mnist.params["epochs"] == create("gemu", dataset="mnist").params["epochs"]
+    assert create("gemu", preset="tuned", dataset="cmnist").params["n2r"] == 9.0  # the package
+    assert create("gemu", preset="tuned", dataset="mnist",
+                  params={"lam": 0.05}).params["lam"] == 0.05  # --set wins
     other = tmp_path / "other"
     write_tuned(other, {"gemu": {"mnist": {"params": {"n2r": 7.0}}}})
-    assert gemu(preset="tuned", dataset="mnist", data_dir=str(other)).params["n2r"] == 7.0
+    assert create("gemu", preset="tuned", dataset="mnist",
+                  data_dir=str(other)).params["n2r"] == 7.0
     with pytest.raises(ConfigError, match="no tuned preset for method 'gemu' on fashion_mnist: "
                                           "run `unlearnlab tune"):
-        gemu(preset="tuned", dataset="fashion_mnist")
+        create("gemu", preset="tuned", dataset="fashion_mnist")
     with pytest.raises(ConfigError, match="is per dataset"):
-        gemu(preset="tuned")
+        create("gemu", preset="tuned")
     with pytest.raises(ConfigError, match="declares no search space"):
-        get_method("relabel")(preset="tuned", dataset="mnist")
+        create("relabel", preset="tuned", dataset="mnist")
     write_tuned(root, {"gemu": {"mnist": {"params": {"gone": 1}}}})
     with pytest.raises(ConfigError, match="sets 'gone', which the method no longer has"):
-        gemu(preset="tuned", dataset="mnist")
+        create("gemu", preset="tuned", dataset="mnist")
     write_tuned(root, "{not json")
     with pytest.raises(ConfigError, match="not valid JSON"):
         tuned_preset("gemu", "mnist")
@@ -161,7 +162,7 @@ def test_search_spaces_give_valid_parameters():
             trial = study.ask()
             params = method.search_space(trial)
             assert set(params) <= set(method.defaults)
-            method(dataset="mnist", scenario="feature", **params)
+            create(method, dataset="mnist", scenario="feature", params=params)
             study.tell(trial, 0.0)
 
 
@@ -207,8 +208,8 @@ def test_sqlite_study_runs_resumes_and_writes_the_preset(tmp_path):
                               storage=storage_url(TuneConfig(data_dir=str(root))))
     assert len(complete(study)) == 2 and entry["value"] == study.best_value
     assert [t.user_attrs["gaps"] for t in complete(study)][0][0] is not None
-    default = get_method("gradient_ascent")(dataset="digits", scenario="class",
-                                            arch=default_arch("digits", "class"))
+    default = create("gradient_ascent", dataset="digits", scenario="class",
+                     arch=default_arch("digits", "class"))
     first = study.trials[0].params  # warm start: the shipped default runs first
     assert first == {k: default.params[k] for k in first}
 
@@ -351,6 +352,6 @@ def test_shipped_tuned_presets_construct(tmp_path):
     assert shipped, "no tuned preset is shipped"
     for method, by_dataset in shipped.items():
         for dataset, entry in by_dataset.items():
-            built = get_method(method)(preset="tuned", dataset=dataset, data_dir=str(tmp_path))
+            built = create(method, preset="tuned", dataset=dataset, data_dir=str(tmp_path))
             assert {k: built.params[k] for k in entry["searched"]} == entry["searched"]
             assert entry["study"] and 0 <= entry["value"] <= 1

@@ -21,7 +21,7 @@ from .config import RunConfig
 from .errors import DivergenceError
 from .evaluation import evaluate_logits, guard_flags
 from .forget import parse_forget
-from .methods import create_method
+from .methods import create
 from .metrics import (
     Outputs,
     anamnesis_index,
@@ -154,7 +154,7 @@ def run_method(base: Baselines, name, params: dict | None = None,
     ``module:Class`` or a class), build the JSON record and write the run's reproducibility
     bundle (to ``bundle_folder``, default ``record.bundle_dir``)."""
     sc = base.scenario
-    method = create_method(name, preset=preset, dataset=sc.dataset.name, scenario=sc.kind,
+    method = create(name, preset=preset, dataset=sc.dataset.name, scenario=sc.kind,
                            arch=sc.arch, data_dir=sc.config.data_dir, params=params)
     original, retrained = base.models["original"], base.models["retrained"]
     unlearned, meta_u, evaluation, outputs = unlearn_and_assess(base, method)
@@ -190,7 +190,7 @@ def check_method(cfg: RunConfig):
     """Construct ``cfg``'s method for its scenario: an unknown method, preset or parameter
     fails here, before any data is read or model trained."""
     spec = parse_forget(cfg.forget)
-    return create_method(cfg.method, preset=cfg.preset, dataset=cfg.dataset,
+    return create(cfg.method, preset=cfg.preset, dataset=cfg.dataset,
                          scenario=spec.scenario, arch=resolve_arch(cfg, spec),
                          data_dir=cfg.data_dir, params=cfg.params)
 

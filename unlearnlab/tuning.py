@@ -47,7 +47,7 @@ from .data import data_root, dataset_spec
 from .errors import ConfigError
 from .experiment import Baselines, prepare, unlearn_and_assess
 from .forget import parse_forget
-from .methods import create_method, get_method
+from .methods import create, get_method
 from .methods.base import TUNED_FILE, read_tuned
 from .metrics import GAP_KEYS, avg_gap
 from .scenario import resolve_arch
@@ -98,8 +98,9 @@ class TuneConfig:
         """The method with its default preset for the study's dataset, scenario kind and
         architecture, ``params`` on top."""
         spec = parse_forget(self.forget)
-        return create_method(self.method, dataset=self.dataset, scenario=spec.scenario,
-                             arch=resolve_arch(self.run_config(0), spec), params=params)
+        return create(self.method, dataset=self.dataset, scenario=spec.scenario,
+                             arch=resolve_arch(self.run_config(0), spec),
+                      params=params)
 
     @property
     def setup(self) -> dict:
@@ -229,8 +230,8 @@ def evaluate(bases: list[Baselines], method: str, params: dict) -> dict:
     gaps, evaluations, diverged = [], [], []
     for base in bases:
         sc = base.scenario
-        unlearner = create_method(method, dataset=sc.dataset.name, scenario=sc.kind,
-                                  arch=sc.arch, params=params)
+        unlearner = create(method, dataset=sc.dataset.name, scenario=sc.kind,
+                           arch=sc.arch, params=params)
         _, _, evaluation, _ = unlearn_and_assess(base, unlearner, cached=False)
         evaluations.append(evaluation)
         if evaluation is None:

@@ -40,9 +40,9 @@ from torch import nn
 
 from ..errors import ConfigError, DivergenceError
 from ..training import fit, predict
-from . import register_method
+from ._common import Timer, begin
 from .base import UnlearningMethod, UnlearnTask
-from .noise_generator import Timer
+from .registry import register_method
 
 
 class _Tempered(nn.Module):
@@ -75,33 +75,18 @@ class BadTeacher(UnlearningMethod):
     # retain accuracy here) and lr 1e-3 (the reference's 1e-4 leaves the class at 26 %).
     defaults = {"epochs": 1, "lr": 1e-3, "batch_size": 256, "temperature": 1.0,
                 "retain_fraction": 0.05}
-    # Keys: the generic defaults above are the CNN class values (mnist class:6, CNN, seed 0:
-    # forget test 0.1 % (retrained 0.0), retain test 98.3 % (retrained 98.7), 2.0 s (retraining
-    # 36.9 s); lr 1e-4 with 30 % retain: 25.6 / 98.4; lr 5e-4 with 10 %: 7.5 / 98.6). "mlp"
-    # holds the class-forgetting MLP values; every feature entry overrides all keys it sets.
-    # Measured numbers: forget test / retain test of unlearned vs retrained, avg_gap in points,
-    # unlearn vs retraining seconds (2 shared CPU cores, so the seconds are noisy).
+    # The generic defaults above are the CNN class values; "mlp" holds the class-forgetting MLP
+    # values, and every feature entry overrides all keys it sets. The forget accuracy is steep
+    # in lr on feature subsets (docs/tuning-notes.md#bad_teacher).
     dataset_defaults = {
-        # mnist class:6 (MLP): seed 0: F 8.0/0.0, R 97.0/98.1, gap 3.91, 0.8 s/25 s; seed 1:
-        # F 5.8/0.0, R 97.2/98.4, gap 3.09, 0.9 s/58 s; no flags. Generic (lr 1e-3, 5 %): F 11.7,
-        # gap 5.81; lr 2e-3 with 5 %: F 34.1 (noisy in lr / retain fraction).
         "mlp": {"lr": 2e-3, "retain_fraction": 0.1},
-        # mnist rest:mnist_sevens_with_crossbar (MLP): seed 0: F 77.6/83.2, R 97.4/98.2, gap
-        # 2.01, 1.1 s/35 s; seed 1: F 74.6/73.5, R 97.2/97.9, gap 2.78, 0.7 s/25 s; no flags.
-        # lr 1e-3 (the class value): F 7.4, gap 45.1 (over-forgets); lr 2e-4 with 20 %: F 12.1.
         "mnist:feature": {"lr": 1e-4, "retain_fraction": 0.05},
-        # fashion_mnist subset:fashion_mnist_heeled_sandals (MLP): seed 0: F 67.8/61.1, R
-        # 85.6/87.8, gap 3.88, 0.6 s/84 s; seed 1: F 63.0/68.1, R 84.7/87.9, gap 6.51, 0.5 s/
-        # 26 s; no flags. lr 1e-4: F 88.2 (gap 17.4); lr 3e-4: F 31.9 (over-forgets); 1e-3: 4.3.
         "fashion_mnist:feature": {"lr": 2e-4, "retain_fraction": 0.05},
-        # cmnist subset:mnist_sevens_with_crossbar (ConvNet): seed 0: F 20.1/24.5, R 93.4/97.4,
-        # gap 4.87, 0.8 s/109 s; seed 1: F 19.4/14.4, R 94.1/96.2, gap 3.16, 0.9 s/176 s; no
-        # flags (retain costs 2-4 points). lr 1e-3 with 5 %: F 5.0, R 90.0; lr 3e-4: F 74.8.
+        # retain costs 2-4 points here
         "cmnist:feature": {"lr": 6e-4, "retain_fraction": 0.1},
     }
 
-    def __init__(self, **params):
-        super().__init__(**params)
+    def check_params(self) -> None:
         p = self.params  # epochs, batch_size and lr are checked by the base class
         if not (isinstance(p["temperature"], int | float) and math.isfinite(p["temperature"])
                 and p["temperature"] > 0):
@@ -114,11 +99,8 @@ class BadTeacher(UnlearningMethod):
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         p = self.params
-        if len(task.forget_y) == 0:
-            raise ConfigError(f"{self.name}: the forget set is empty; nothing to unlearn")
-        self.history, self.timings = [], {}
         device = task.device
-        gen = torch.Generator().manual_seed(task.seed)
+        student, gen = begin(self, model, task)
         with Timer(self.timings, "targets"):
             bad = incompetent_teacher(model, task.seed).to(device)
             k = round(p["retain_fraction"] * len(task.retain_y))
@@ -132,7 +114,6 @@ class BadTeacher(UnlearningMethod):
             x = torch.cat([task.forget_x, retain_x])
             entropy = -(targets * targets.clamp_min(1e-12).log()).sum(1).mean().item()
         with Timer(self.timings, "distill"):
-            student = self.copy_model(model).to(device)
             tempered = _Tempered(student, t)
             history = fit(tempered, x, targets, epochs=p["epochs"], batch_size=p["batch_size"],
                           lr=p["lr"], seed=gen, device=device, desc=self.name)

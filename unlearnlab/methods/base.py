@@ -1,10 +1,11 @@
-"""The contract every unlearning method follows.
+"""The contract every unlearning method follows, and how its hyperparameters are resolved.
 
-A method class declares its hyperparameters and their defaults in ``defaults`` (the types of
-the defaults are the types accepted from the command line). ``unlearn(model, task)`` returns a
-new model and never mutates the one it is given. A method that can be tuned
-(``unlearnlab tune``) declares its search space next to its code, in ``search_space(trial)``;
-its best trial is then available as the preset ``tuned`` (``tuned_preset``).
+A method class declares its hyperparameters and their defaults in ``defaults`` (the type of a
+default is the parameter's type, for values from the command line, presets, the tuned file and
+the Python API alike). ``unlearn(model, task)`` returns a new model and never mutates the one it
+is given. A method that can be tuned (``unlearnlab tune``) declares its search space next to its
+code, in ``search_space(trial)``; its best trial is then available as the preset ``tuned``
+(``tuned_params``). See docs/extending.md, "Add a method".
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -32,8 +34,11 @@ SHIPPED_TUNED = Path(__file__).with_name("tuned_presets.json")
 
 @dataclass
 class UnlearnTask:
-    """What a method may use: the forget and retain training samples (with the duplicates of
-    an oversampled recipe), the recipe the original was trained with, the device and a seed."""
+    """What a method may use: the forget samples (``forget_x`` N_f x C x H x W in [0, 1],
+    ``forget_y`` their labels) and the retain samples (``retain_x``, ``retain_y``) of the
+    training set, with the duplicates of an oversampled recipe; ``num_classes``; the ``recipe``
+    the original was trained with; the ``device`` to compute on; the run's ``seed`` (every
+    random draw of a method derives from it); the ``dataset`` name ("" when unknown)."""
 
     forget_x: torch.Tensor
     forget_y: torch.Tensor
@@ -47,9 +52,17 @@ class UnlearnTask:
 
 
 class UnlearningMethod:
-    """Base class: hyperparameters in ``__init__`` (validated, no logic), work in ``unlearn``."""
+    """Base class: hyperparameters stored and validated in ``__init__``, work in ``unlearn``.
+
+    A subclass sets ``name`` and ``defaults``, implements ``unlearn(model, task)`` and, for
+    checks beyond the shared conventions, ``check_params``; it never needs ``__init__``. Build
+    one with ``unlearnlab.methods.create`` (presets, the lab's refinements, the tuned file) or
+    directly with ``Method(params, preset)`` (``params`` on top of the generic ``defaults``).
+    """
 
     name: ClassVar[str]
+    # Every hyperparameter and its generic default; the default's type is the parameter's type
+    # (bool, int, float, str or list of str; a float parameter also accepts an int).
     defaults: ClassVar[dict[str, Any]] = {}
     # Refinements of ``defaults`` (the lab's tuned values), applied from the most general to
     # the most specific key: the scenario kind ("class" or "feature"), the architecture
@@ -62,43 +75,88 @@ class UnlearningMethod:
     # "feature" (a subset of one class); the leaderboard runs it only there.
     scenarios: ClassVar[tuple[str, ...]] = ("class", "feature")
 
-    def __init__(self, preset: str = "default", dataset: str | None = None,
-                 scenario: str | None = None, arch: str | None = None, data_dir=None, **params):
-        if preset not in ("default", TUNED) and preset not in self.presets:
-            raise ConfigError(f"method '{self.name}' has no preset '{preset}'; choose one of "
-                              f"{', '.join(['default', *sorted(self.presets), TUNED])}")
-        unknown = sorted(set(params) - set(self.defaults))
-        if unknown:
-            raise ConfigError(f"method '{self.name}' has no parameter '{unknown[0]}'; valid: "
-                              f"{', '.join(sorted(self.defaults)) or 'none'}")
+    def __init__(self, params: Mapping[str, Any] | None = None, preset: str = "default"):
+        self.check_preset(preset)
+        params = dict(params or {})
+        self.check_names(params)
         self.preset = preset
-        if preset == TUNED and preset not in self.presets:
-            if not self.tunable():
-                raise ConfigError(f"method '{self.name}' declares no search space, so it has "
-                                  f"no '{TUNED}' preset")
-            chosen = dict(tuned_preset(self.name, dataset, data_dir)["params"])
-            stale = sorted(set(chosen) - set(self.defaults))
-            if stale:
-                raise ConfigError(f"the tuned preset of '{self.name}' on {dataset} sets "
-                                  f"'{stale[0]}', which the method no longer has; run "
-                                  "`unlearnlab tune` again")
-        else:
-            chosen = dict(self.presets.get(preset, {}))
-        by_dataset = chosen.pop("by_dataset", {})
-        if preset not in ("default", TUNED):
-            base = self.defaults  # a named preset starts from the generic defaults
-        else:  # the tuned parameters were searched on top of the dataset's defaults
-            base = dict(self.defaults)
-            for key in (scenario, arch, dataset, f"{dataset}:{scenario}"):
-                base.update(self.dataset_defaults.get(key, {}))
-        self.params = {**base, **chosen, **by_dataset.get(dataset, {}), **params}
+        self.params = {**self.defaults, **params}
+        check_types(type(self), self.params)
         _check_ranges(self.name, self.params)
+        self.check_params()
         self.history: list[dict] = []
         self.timings: dict[str, float] = {}  # seconds per phase, filled by unlearn()
+
+    def check_params(self) -> None:
+        """Checks of ``self.params`` beyond their types and the shared conventions (``*epochs``
+        and ``*batch*`` integers >= 1, ``*lr`` finite and > 0); raise ``ConfigError``."""
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         """Return an unlearned copy of ``model``."""
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ parameter resolution
+
+    @classmethod
+    def check_preset(cls, preset: str) -> bool:
+        """Raise ``ConfigError`` for an unknown preset; return whether ``preset`` is read from
+        the tuned-preset file (``tuned``, unless the class declares its own ``tuned`` preset),
+        which needs a search space."""
+        if preset not in ("default", TUNED) and preset not in cls.presets:
+            raise ConfigError(f"method '{cls.name}' has no preset '{preset}'; choose one of "
+                              f"{', '.join(['default', *sorted(cls.presets), TUNED])}")
+        return preset == TUNED and preset not in cls.presets
+
+    @classmethod
+    def check_names(cls, params: Mapping[str, Any]) -> None:
+        """Raise ``ConfigError`` for a key of ``params`` that is not a parameter."""
+        unknown = sorted(set(params) - set(cls.defaults))
+        if unknown:
+            raise ConfigError(f"method '{cls.name}' has no parameter '{unknown[0]}'; valid: "
+                              f"{', '.join(sorted(cls.defaults)) or 'none'}")
+
+    @classmethod
+    def check_tunable(cls) -> None:
+        """Raise ``ConfigError`` when the method has no search space (so no tuned preset)."""
+        if not cls.tunable():
+            raise ConfigError(f"method '{cls.name}' declares no search space, so it has "
+                              f"no '{TUNED}' preset")
+
+    @classmethod
+    def resolve_params(cls, preset: str = "default", dataset: str | None = None,
+                       scenario: str | None = None, arch: str | None = None,
+                       tuned: Mapping[str, Any] | None = None,
+                       overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The hyperparameters of a run, without reading any file: the generic ``defaults``,
+        refined by ``dataset_defaults`` (scenario kind, architecture, dataset,
+        "<dataset>:<kind>") unless a named preset is chosen, then the preset's keys (for
+        ``tuned``: the params of the tuned entry, ``tuned``), its ``by_dataset`` entry for
+        ``dataset``, then ``overrides``."""
+        uses_tuned = cls.check_preset(preset)
+        cls.check_names(overrides or {})
+        if uses_tuned:
+            cls.check_tunable()
+            if tuned is None:
+                raise ConfigError(f"preset '{TUNED}' of method '{cls.name}' needs its tuned "
+                                  "entry: build the method with unlearnlab.methods.create")
+            chosen = dict(tuned)
+            stale = sorted(set(chosen) - set(cls.defaults))
+            if stale:
+                raise ConfigError(f"the tuned preset of '{cls.name}' on {dataset} sets "
+                                  f"'{stale[0]}', which the method no longer has; run "
+                                  "`unlearnlab tune` again")
+        else:
+            chosen = dict(cls.presets.get(preset, {}))
+        by_dataset = chosen.pop("by_dataset", {})
+        if preset not in ("default", TUNED):
+            base = cls.defaults  # a named preset starts from the generic defaults
+        else:  # the tuned parameters were searched on top of the dataset's defaults
+            base = dict(cls.defaults)
+            for key in (scenario, arch, dataset, f"{dataset}:{scenario}"):
+                base.update(cls.dataset_defaults.get(key, {}))
+        return {**base, **chosen, **by_dataset.get(dataset, {}), **(overrides or {})}
+
+    # ------------------------------------------------------------------------------ tuning
 
     @classmethod
     def search_space(cls, trial) -> dict[str, Any]:
@@ -116,6 +174,50 @@ class UnlearningMethod:
     @staticmethod
     def copy_model(model: nn.Module) -> nn.Module:
         return copy.deepcopy(model)
+
+
+# ------------------------------------------------------------------------ parameter types
+
+# The parameter types a default may have, each with how an error names it.
+PARAM_TYPES = {bool: "true or false", int: "an integer", float: "a number",
+               str: "a string", list: "a list of strings"}
+
+
+def param_type(method_cls: type[UnlearningMethod], key: str) -> type:
+    """The declared type of parameter ``key``: the type of its default."""
+    kind = type(method_cls.defaults[key])
+    if kind not in PARAM_TYPES:
+        raise ConfigError(f"method '{method_cls.name}' declares parameter '{key}' with a "
+                          f"{kind.__name__} default; use bool, int, float, str or list of str")
+    if kind is list and not all(isinstance(item, str) for item in method_cls.defaults[key]):
+        raise ConfigError(f"method '{method_cls.name}' declares parameter '{key}' as a list "
+                          "with non-string items; a list parameter holds strings")
+    return kind
+
+
+def has_type(value: Any, kind: type) -> bool:
+    """Whether ``value`` is of parameter type ``kind``: bool strictly bool, int an int but not
+    a bool, float an int or float but not a bool, list a list of str, str a str."""
+    if kind is bool:
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if kind is float:
+        return isinstance(value, int | float)
+    if kind is list:
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    return isinstance(value, kind)
+
+
+def check_types(method_cls: type[UnlearningMethod], params: Mapping[str, Any],
+                where: str | None = None) -> None:
+    """Raise ``ConfigError`` for the first value of ``params`` that is not of its declared type
+    (``param_type``); ``where`` names the source in the message (default: the method)."""
+    for key, value in params.items():
+        kind = param_type(method_cls, key)
+        if not has_type(value, kind):
+            raise ConfigError(f"{where or f'method {method_cls.name!r}'}: {key} must be "
+                              f"{PARAM_TYPES[kind]}, got {value!r} ({type(value).__name__})")
 
 
 def tunable_methods() -> list[str]:
@@ -145,22 +247,46 @@ def read_tuned(path: Path) -> dict:
     return content
 
 
-def tuned_preset(method: str, dataset: str | None, data_dir=None) -> dict:
-    """The entry of ``method`` on ``dataset`` in the first tuned-preset file that has one
-    (``tuned_files``): {"params": ..., "study": ..., "value": ..., ...}."""
+def find_tuned(method: str, dataset: str | None, data_dir=None) -> tuple[Path, dict]:
+    """The first tuned-preset file (``tuned_files``) with an entry for ``method`` on
+    ``dataset``, and that entry: {"params": ..., "study": ..., "value": ..., ...}."""
     if not dataset:
         raise ConfigError(f"preset '{TUNED}' of method '{method}' is per dataset: name one")
     for path in tuned_files(data_dir):
         by_dataset = read_tuned(path).get(method)
-        entry = by_dataset.get(dataset) if isinstance(by_dataset, dict) else None
+        if by_dataset is not None and not isinstance(by_dataset, dict):
+            raise ConfigError(f"tuned presets '{path}': the entry of method '{method}' must be "
+                              "an object {dataset: entry}; run `unlearnlab tune` again")
+        entry = by_dataset.get(dataset) if by_dataset is not None else None
         if entry is not None:
             if not isinstance(entry, dict) or not isinstance(entry.get("params"), dict):
                 raise ConfigError(f"tuned presets '{path}': entry {method}/{dataset} has no "
                                   "params; run `unlearnlab tune` again")
-            return entry
+            return path, entry
     raise ConfigError(f"no tuned preset for method '{method}' on {dataset}: run `unlearnlab tune "
                       f"--method {method} --dataset {dataset} ...` first (looked in "
                       f"{', '.join(str(p) for p in tuned_files(data_dir))})")
+
+
+def tuned_preset(method: str, dataset: str | None, data_dir=None) -> dict:
+    """The entry of ``method`` on ``dataset`` in the first tuned-preset file that has one
+    (``tuned_files``): {"params": ..., "study": ..., "value": ..., ...}."""
+    return find_tuned(method, dataset, data_dir)[1]
+
+
+def tuned_params(method_cls: type[UnlearningMethod], dataset: str | None,
+                 data_dir=None) -> dict[str, Any]:
+    """The params of the tuned entry of ``method_cls`` on ``dataset``, each a parameter of the
+    method with its declared type (else a ``ConfigError`` naming the file, method, dataset
+    and key)."""
+    path, entry = find_tuned(method_cls.name, dataset, data_dir)
+    where = f"tuned presets '{path}', entry {method_cls.name}/{dataset}"
+    stale = sorted(set(entry["params"]) - set(method_cls.defaults))
+    if stale:
+        raise ConfigError(f"{where} sets '{stale[0]}', which the method no longer has; run "
+                          "`unlearnlab tune` again")
+    check_types(method_cls, entry["params"], where)
+    return dict(entry["params"])
 
 
 def _check_ranges(method: str, params: dict[str, Any]) -> None:

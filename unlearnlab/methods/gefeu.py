@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from ..training import predict
-from . import register_method
 from .base import UnlearnTask
 from .gemu import GEMU, LAB_TUNED
+from .registry import register_method
 
 # Thesis Table 3 / the code's defaults (= Optuna best trial #99, rounded), seed notes D4.
 GEFEU_THESIS = {"epochs": 7, "noise_lr": 0.24, "noise_batch": 100, "n2r": 4.75, "lam": 0.07,

@@ -48,54 +48,36 @@ from torch import nn
 
 from ..errors import ConfigError, DivergenceError
 from ..training import adam
-from . import register_method
+from ._common import (
+    Timer,
+    begin,
+    frozen,
+    importances,
+    masked_gradients,
+    top_fraction,
+    train_epoch,
+)
 from .base import UnlearningMethod, UnlearnTask
-from .noise_generator import NoiseGenerator, Timer, frozen, soft_cross_entropy, train_epoch
-from .salun import masked_gradients, top_fraction
-from .ssd import importances
+from .noise_generator import NoiseGenerator, soft_cross_entropy
+from .registry import register_method
 
 # Thesis Table 4 / the code's defaults (= Optuna best trial #53, rounded), seed notes D3.
 GEMU_THESIS = {"epochs": 6, "noise_lr": 0.03, "noise_batch": 32, "n2r": 11.5, "lam": 0.26,
                "n_layers": 1, "hidden": 1024, "noise_dim": 35, "impair_lr": 0.05,
                "repair_lr": 0.01, "impair_batch": 8, "repair_batch": 8, "bounded": False}
 
-# The lab's tuned values per dataset (unlisted keys: ``defaults``), shared by GEMU and GeFeU.
-# Obtained by grid and random search (about 150 settings x seeds 0-2, ~300 on Fashion) on
-# the scenarios mnist rest:mnist_sevens_with_crossbar (MLP), fashion_mnist
-# subset:fashion_mnist_heeled_sandals (MLP) and cmnist subset:mnist_sevens_with_crossbar
-# (ConvNet), judged against each seed's retrained model: retain_test_acc >= retrained - 2
-# points, |forget_test_acc - retrained| <= 5 points, unlearn seconds <= retrained seconds / 10.
-# The outcome is noisy (one MNIST model unlearned with 5 method seeds spreads over ~12 points
-# of forget accuracy), and so is the judge (the retrained models' own forget accuracy spreads
-# over ~10 points across seeds), so these are the settings with the smallest worst-seed miss,
-# not settings that always pass. Measured with ``experiment.run`` (forget_test_acc in %,
-# retain_test_acc as points relative to the retrained model, unlearn seconds / retrained
-# seconds); the MNIST and colorized-MNIST entries on seeds 0-2 of models trained before the
-# switch to fused Adam. The current 5-seed results are in assets/thesis_results.md.
+# The lab's tuned values per dataset (unlisted keys: ``defaults``), shared by GEMU and GeFeU:
+# the settings with the smallest worst-seed miss of the retrained model's forget accuracy
+# within 2 retain points and 1/10 of its time. How they were searched, the measurements and
+# the neighbours that failed: docs/tuning-notes.md#gemu-and-gefeu.
 LAB_TUNED = {
-    # retrained forget 83.2/73.5/84.4. GEMU 85.8/80.4/88.8, GeFeU 85.9/81.6/88.6 (seed 1
-    # misses by 2-3 points); retain -0.4..-0.9; time 0.04-0.07 (0.06 in the same process).
     "mnist": {},
-    # Without a mask no setting met both targets (about 220 settings, sessions 3-5): where the
-    # retain accuracy stayed within 2 points the heeled sandals stayed ~5-13 points too well
-    # recognised. The losses were among the top classes (T-shirt/pullover/coat/shirt): the
-    # impair epoch moved every weight. Masking the impair to the 35 % of weights most specific
-    # to the forget set (I_f / I_r) leaves those alone, and a smaller retain sample (n2r 3)
-    # halves the cost. Session 6, points to the retrained ensemble's mean (retain / forget),
-    # seeds 0-4 then 5-9: GEMU -1.50 / +0.38 and -1.04 / +1.29, GeFeU -1.58 / +3.59 and
-    # -1.31 / -3.97; 0.05 of the retraining time. Neighbours: mask 0.3 GEMU -1.07 / +4.77 and
-    # -0.61 / +3.81; mask 0.3 with impair_lr 0.045 GEMU -1.36 / +1.18 but GeFeU over-forgets
-    # on seeds 5-9 (-11.7); mask 0.25 GEMU -0.86 / +5.58.
+    # Masking the impair to the weights most specific to the forget set spares the top classes,
+    # which an unmasked impair epoch cost retain accuracy on every setting tried.
     "fashion_mnist": {"n2r": 3.0, "impair_lr": 0.04, "impair_batch": 128, "repair_batch": 128,
                       "mask_fraction": 0.35},
-    # Small forget set (136): several noise epochs are cheap. The impair epoch (all layers)
-    # runs on noise + 24 x 136 retain samples; the repair epoch on all of D_r (repair_n2r 64 x
-    # 136 exceeds |D_r| = 8,699) with the convolutions frozen, which makes it ~3x cheaper
-    # than a full-network epoch. Measured over 5 seeds (0-4 and again 5-9), points to the
-    # retrained ensemble's mean: GEMU retain -1.6/-1.4, forget -1.9/-1.6; GeFeU retain
-    # -1.8/-1.5, forget -1.7/+1.0; 0.06-0.07 of the retraining time. Neighbouring n2r 20 and
-    # 28 left forget 10-20 points too high; the previous default (n2r 64, all layers in both
-    # phases) met the accuracy targets but cost 0.16 of a retraining.
+    # A small forget set makes noise epochs cheap; the repair runs on all of D_r with the
+    # convolutions frozen, which makes it ~3x cheaper than a full-network epoch.
     "cmnist": {"epochs": 3, "noise_batch": 256, "n2r": 24.0, "impair_lr": 1e-2,
                "impair_batch": 128, "repair_batch": 64, "repair_lr": 2e-3, "repair_n2r": 64.0,
                "repair_freeze_conv": True},
@@ -173,8 +155,7 @@ class GEMU(UnlearningMethod):
                 "mask_fraction": trial.suggest_categorical("mask_fraction",
                                                            [0.0, 0.2, 0.35, 0.5])}
 
-    def __init__(self, **params):
-        super().__init__(**params)
+    def check_params(self) -> None:
         p = self.params  # epochs, *_batch and *_lr are checked by the base class
         for key in ("n_layers", "hidden", "noise_dim"):
             if p[key] < 1:
@@ -198,14 +179,9 @@ class GEMU(UnlearningMethod):
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         p = self.params
-        n_forget = len(task.forget_y)
-        if n_forget == 0:
-            raise ConfigError(f"{self.name}: the forget set is empty; nothing to unlearn")
         device = task.device
-        self.history, self.timings = [], {}
+        net, gen = begin(self, model, task)
         self.generator: NoiseGenerator | None = None
-        net = self.copy_model(model).to(device)
-        gen = torch.Generator().manual_seed(task.seed)
 
         with Timer(self.timings, "labels"):
             targets = self.targets(net, task).cpu()

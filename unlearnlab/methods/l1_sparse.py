@@ -36,9 +36,9 @@ from torch import nn
 
 from ..errors import ConfigError, DivergenceError
 from ..training import adam
-from . import register_method
+from ._common import Timer, begin
 from .base import UnlearningMethod, UnlearnTask
-from .noise_generator import Timer
+from .registry import register_method
 
 
 @register_method
@@ -47,38 +47,18 @@ class L1Sparse(UnlearningMethod):
     # Lab defaults: one epoch over a 20 % retain sample (about 1/15 of a CNN retraining).
     defaults = {"epochs": 1, "lr": 1e-3, "batch_size": 128, "alpha": 2e-3,
                 "retain_fraction": 0.2}
-    # Keys: the generic defaults above are the CNN class values (mnist class:6, CNN, seed 0:
-    # forget test 0.0 % (retrained 0.0), retain test 98.2 % (retrained 98.7), 2.4 s (retraining
-    # 36.9 s); alpha 0 (plain fine-tuning): 82.0 / 98.9; alpha 5e-4: 39.4 / 98.4; alpha 5e-3 on
-    # 10 % of D_r: 41.0 / 99.0). "mlp" holds the class-forgetting MLP values; every feature
-    # entry overrides all keys it sets. Measured numbers: forget test / retain test of unlearned
-    # vs retrained, avg_gap in points, unlearn vs retraining seconds (2 shared CPU cores).
+    # The generic defaults above are the CNN class values; "mlp" holds the class-forgetting MLP
+    # values (on the MLP the lr does the work: a larger alpha forgets less), and every feature
+    # entry overrides all keys it sets. Fine-tuning on the retain set under-forgets the cmnist
+    # subset. Measurements: docs/tuning-notes.md#l1_sparse.
     dataset_defaults = {
-        # mnist class:6 (MLP): seed 0: F 0.0/0.0, R 96.1/98.1, gap 1.15, 1.3 s/25 s; seed 1:
-        # F 0.0/0.0, R 95.6/98.4, gap 21.45 (mia_efficacy 0 vs 100: the class is forgotten but
-        # the membership attack still separates it), 1.5 s/58 s; no flags. On the MLP a larger
-        # alpha forgets LESS (generic lr 1e-3: F 76.1; alpha 1e-2: 90.8); the lr does the work
-        # (lr 2e-3, alpha 1e-3, 40 %: gap 1.31 / 21.54).
         "mlp": {"lr": 3e-3, "alpha": 5e-4, "retain_fraction": 0.4},
-        # mnist rest:mnist_sevens_with_crossbar (MLP): seed 0: F 74.7/83.2, R 96.1/98.2, gap
-        # 10.03 (mia 57.4 vs 28.7), 1.0 s/35 s; seed 1: F 65.0/73.5, R 96.0/97.9, gap 6.57,
-        # 1.1 s/25 s; no flags. Generic lr 1e-3 (20 %): F 94.3, gap 9.63 (under-forgets); lr
-        # 2e-3: F 53.3 (over-forgets); the mlp class value: F 65.4, gap 15.4 (flagged).
         "mnist:feature": {"lr": 1.5e-3, "alpha": 2e-3, "retain_fraction": 0.3},
-        # fashion_mnist subset:fashion_mnist_heeled_sandals (MLP): seed 0: F 66.2/61.1, R
-        # 79.0/87.8, gap 7.87, 0.8 s/84 s; seed 1: F 73.7/68.1, R 80.7/87.9, gap 7.44, 0.9 s/
-        # 26 s; no flags, but retain pays 7-9 points. Generic lr 1e-3: F 92.0, gap 20.2; lr 2e-3:
-        # F 85.5, gap 13.5; lr 2e-3 with alpha 5e-3: F 69.7, R 82.7, gap 9.84.
         "fashion_mnist:feature": {"lr": 3e-3, "alpha": 2e-3, "retain_fraction": 0.2},
-        # cmnist subset:mnist_sevens_with_crossbar (ConvNet): seed 0: F 79.9/24.5, R 94.0/97.4,
-        # gap 28.17, 1.6 s/109 s; seed 1: F 66.9/14.4, R 95.3/96.2, gap 26.38, 2.0 s/176 s; no
-        # flags. Under-forgets: fine-tuning on the retain set does not reach the retrained model
-        # here (generic: F 79.1, gap 39.8; lr 3e-3: F 83.5, R 92.5; lr 2e-3 on 50 %: F 74.8).
         "cmnist:feature": {"lr": 2e-3, "epochs": 2},
     }
 
-    def __init__(self, **params):
-        super().__init__(**params)
+    def check_params(self) -> None:
         p = self.params  # epochs, batch_size and lr are checked by the base class
         if not (isinstance(p["alpha"], int | float) and math.isfinite(p["alpha"])
                 and p["alpha"] >= 0):
@@ -90,9 +70,8 @@ class L1Sparse(UnlearningMethod):
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         p = self.params
-        self.history, self.timings = [], {}
         device = task.device
-        gen = torch.Generator().manual_seed(task.seed)
+        net, gen = begin(self, model, task, needs_forget=False)
         x, y = task.retain_x, task.retain_y
         if p["retain_fraction"] < 1:
             rows = torch.randperm(len(y), generator=gen)[:round(p["retain_fraction"] * len(y))]
@@ -100,7 +79,6 @@ class L1Sparse(UnlearningMethod):
         n = len(y)
         if n == 0:
             raise ConfigError(f"{self.name}: the retain sample is empty; raise retain_fraction")
-        net = self.copy_model(model).to(device)
         params = [q for q in net.parameters() if q.requires_grad]
         optimizer = adam(params, p["lr"])
         x, y = x.to(device), y.to(device)

@@ -22,12 +22,11 @@ import math
 import torch
 from torch import nn
 
-from ..errors import ConfigError, DivergenceError
+from ..errors import DivergenceError
 from ..training import adam
-from . import register_method
+from ._common import Timer, begin, check_count, check_finite, check_weight, sample_rows
 from .base import UnlearningMethod, UnlearnTask
-from .finetune import check_count, check_finite, sample_rows
-from .noise_generator import Timer
+from .registry import register_method
 
 
 class CyclicBatches:
@@ -46,65 +45,32 @@ class CyclicBatches:
         return idx
 
 
-def check_weight(name: str, key: str, value, upper: float | None = None) -> None:
-    """A finite number >= 0 (and <= ``upper`` when given)."""
-    ok = isinstance(value, int | float) and math.isfinite(value) and value >= 0
-    if not ok or (upper is not None and value > upper):
-        bound = f"in [0, {upper:g}]" if upper is not None else ">= 0"
-        raise ConfigError(f"{name}: {key} must be a number {bound}, got {value}")
-
-
 @register_method
 class NegGradPlus(UnlearningMethod):
     name = "neggrad_plus"
     defaults = {"alpha": 0.9, "epochs": 1, "lr": 3e-4, "batch_size": 128, "forget_batch": 128,
                 "retain_per_epoch": 3000}
-    # Measured 2026-11-23 with experiment.prepare + run_method (metrics mia_efficacy, seeds 0 and
-    # 1, OMP_NUM_THREADS=1 on a shared 2-core machine). Forget / retain test accuracy in %,
-    # unlearned vs retrained; avg_gap in points (s0 / s1); unlearn s vs retraining s.
     # NegGrad+ has a cliff between under- and over-forgetting on every scenario (one lr step
-    # apart), and where it falls differs between seeds: none of these settings is robust.
+    # apart), and where it falls differs between seeds: none of these settings is robust
+    # (docs/tuning-notes.md#neggrad_plus).
     dataset_defaults = {
-        # rest:mnist_sevens_with_crossbar (MLP), the generic defaults: 80.1 / 97.9 vs 83.2 /
-        # 98.2 (s0), 54.3 / 97.5 vs 73.5 / 97.9 (s1, flagged over_forgetting), gap 1.4 / 10.6,
-        # 0.7-0.8 s vs 26-36 s (alpha 0.95: 95.2 / 93.0 forget, gap 9.9 / 14.2; lr 2e-4: gap
-        # 10.4 / 13.8, under-forgetting).
-        # class:6 (MLP): the defaults keep 81 / 67 % of the sixes (gap 47.5 / 36.8). lr 1e-3:
-        # 0.0 / 92.2 vs 0.0 / 98.1 (s0), 0.0 / 91.0 vs 0.0 / 98.4 (s1), gap 2.6 / 23.1 (s1's
-        # MIA efficacy is 0 vs 100: the ascent overshoots), 0.5-0.9 s vs 25-58 s; costs 6-7
-        # retain points. alpha 0.8 at lr 3e-4 keeps 46-51 %; at lr 1e-3 it collapses.
+        # the generic lr keeps most of the class; lr 1e-3 erases it at a cost in retain accuracy
         "mnist:class": {"lr": 1e-3},
-        # fashion_mnist heeled sandals (MLP): the defaults give 82.0 vs 61.1 (s0) but 40.5 vs
-        # 68.1 (s1, over_forgetting), gap 12.7 / 17.9. alpha 0.95: 92.8 / 88.7 vs 61.1 / 87.8
-        # (s0, under-forgets), 73.2 / 88.2 vs 68.1 / 87.9 (s1), gap 21.6 / 3.5, no flags,
-        # 0.5 s vs 26-84 s.
         "fashion_mnist:feature": {"alpha": 0.95},
-        # cmnist crossed sevens (ConvNet): the defaults erase the subset and collapse (0.0 /
-        # 86.8 vs 24.5 / 97.4, flags collapse + over_forgetting, gap 17.1 / 13.2); lr 2e-4 still
-        # 0.0 / 88-90 (over_forgetting, gap 15.6 / 12.9); alpha 0.95 likewise (gap 13.8 /
-        # 9.5, over_forgetting). lr 1e-4 is the only unflagged setting found but under-forgets:
-        # 67.6 / 97.5 vs 24.5 / 97.4 (s0), 59.0 / 97.3 vs 14.4 / 96.2 (s1), gap 30.6 / 27.5,
-        # 2.1 s vs 109-177 s. Not tuned to the retrained model.
+        # the only unflagged setting found; it under-forgets
         "cmnist:feature": {"lr": 1e-4},
     }
 
-    def __init__(self, **params):
-        super().__init__(**params)
+    def check_params(self) -> None:
         check_weight(self.name, "alpha", self.params["alpha"], upper=1.0)
         check_count(self.name, "retain_per_epoch", self.params["retain_per_epoch"])
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         p = self.params
-        if len(task.forget_y) == 0:
-            raise ConfigError(f"{self.name}: the forget set is empty; nothing to unlearn")
-        if len(task.retain_y) == 0:
-            raise ConfigError(f"{self.name}: the retain set is empty; use gradient_ascent")
-        self.history, self.timings = [], {}
         device, alpha = task.device, p["alpha"]
-        net = self.copy_model(model).to(device)
+        net, gen = begin(self, model, task, retain_needed_for="use gradient_ascent")
         net.train()
         optimizer = adam([q for q in net.parameters() if q.requires_grad], p["lr"])
-        gen = torch.Generator().manual_seed(task.seed)
         forget = CyclicBatches(len(task.forget_y), p["forget_batch"], gen)
         ce = nn.functional.cross_entropy
         step = 0

@@ -1,5 +1,5 @@
 """The noise generator shared by GEMU and GeFeU (thesis, Kastler 2025, section D2 of the seed
-notes), plus the small training helpers both methods use.
+notes).
 
 Definition: g(z) = W_out . h_L(...h_1(z)) + b_out, h_l(u) = ReLU(W_l u + b_l), z ~ N(0, I) of
 dimension ``noise_dim``, ``n_layers`` hidden layers of width ``hidden``, output reshaped to
@@ -18,16 +18,11 @@ Deviations from the thesis's ``NoiseGenerator``:
 
 from __future__ import annotations
 
-import contextlib
 import math
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
-
-from ..errors import DivergenceError
-from ..training import fit
 
 
 class NoiseGenerator(nn.Module):
@@ -62,46 +57,3 @@ class NoiseGenerator(nn.Module):
 def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean CE against class indices (1-D long) or probability vectors (2-D float)."""
     return nn.functional.cross_entropy(logits, target)
-
-
-def train_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, lr: float,
-                batch_size: int, gen: torch.Generator, device: torch.device,
-                desc: str) -> dict:
-    """One shuffled epoch of ``training.fit`` (Adam, mean CE, hard or soft labels) that continues
-    the random stream of ``gen``; also raises ``DivergenceError`` when a weight became
-    non-finite. Returns the phase's mean loss, accuracy and sample count."""
-    (entry,) = fit(model, x, y, epochs=1, batch_size=batch_size, lr=lr, seed=gen,
-                   device=device, desc=desc)
-    if not all(torch.isfinite(p).all() for p in model.parameters()):
-        raise DivergenceError(f"{desc}: a weight became non-finite; lower the learning rate")
-    return {"phase": desc, "loss": entry["loss"], "acc": entry["acc"], "samples": len(x)}
-
-
-@contextlib.contextmanager
-def frozen(params: Iterable[nn.Parameter]):
-    """Turn ``requires_grad`` off for ``params`` inside the block (autograd then computes no
-    gradient for them, and ``training.fit`` leaves them out) and restore each flag after it."""
-    params = list(params)
-    flags = [q.requires_grad for q in params]
-    for q in params:
-        q.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for q, flag in zip(params, flags, strict=True):
-            q.requires_grad_(flag)
-
-
-class Timer:
-    """Accumulates wall-clock seconds per phase into a dict: ``with Timer(d, "noise"): ...``."""
-
-    def __init__(self, timings: dict[str, float], phase: str):
-        self.timings, self.phase = timings, phase
-
-    def __enter__(self):
-        self.start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.timings[self.phase] = (self.timings.get(self.phase, 0.0)
-                                    + time.perf_counter() - self.start)

@@ -22,10 +22,9 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..training import fit
-from . import register_method
+from ._common import Timer, begin, check_count, check_finite, check_ratio, sample_rows
 from .base import UnlearningMethod, UnlearnTask
-from .finetune import check_count, check_finite, sample_rows
-from .noise_generator import Timer
+from .registry import register_method
 
 
 def random_other_labels(y: torch.Tensor, num_classes: int, gen: torch.Generator) -> torch.Tensor:
@@ -51,48 +50,26 @@ def relabelled_mix(task: UnlearnTask, forget_samples: int, retain_ratio: float,
     return x, t, rows_f
 
 
-def check_ratio(name: str, value) -> None:
-    if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{name}: retain_ratio must be a number >= 0, got {value}")
-
-
 @register_method
 class RandomLabel(UnlearningMethod):
     name = "random_label"
     defaults = {"epochs": 1, "lr": 1e-3, "batch_size": 128, "forget_samples": 500,
                 "retain_ratio": 4.0}
-    # Measured 2026-11-23 with experiment.prepare + run_method (metrics mia_efficacy, seeds 0 and
-    # 1, OMP_NUM_THREADS=1 on a shared 2-core machine). Forget / retain test accuracy in %,
-    # unlearned vs retrained; avg_gap in points (s0 / s1); unlearn s vs retraining s.
+    # Feature (sub-class) forgetting needs a milder relabelling than a whole class: with the
+    # class lr the Fashion-MNIST subset is over-forgotten (docs/tuning-notes.md#random_label).
     dataset_defaults = {
-        # class:6 (MLP), the generic defaults: 0.0 / 97.2 vs 0.0 / 98.1-98.4, gap 0.45 / 0.54,
-        # 0.5 s vs 25-58 s.
-        # Feature (sub-class) forgetting: a mild relabelling (forget_samples 100, ratio 16,
-        # lr 3e-4). rest:mnist_sevens_with_crossbar (MLP): 83.6 / 97.9 vs 83.2 / 98.2 (s0),
-        # 80.4 / 97.8 vs 73.5 / 97.9 (s1), gap 2.2 / 6.8, 0.5-1.6 s vs 26-36 s. cmnist crossed
-        # sevens (ConvNet): 22.3 / 95.9 vs 24.5 / 97.4 (s0), 37.4 / 95.7 vs 14.4 / 96.2 (s1),
-        # gap 5.1 / 10.8, 1 s vs 109-177 s (200 samples at ratio 8: gap 5.2 / 4.6 but flagged
-        # over_forgetting on s0, 14.4 vs 24.5). With the lr of the class default (1e-3) the
-        # fashion sandals are over-forgotten (11-18 % vs 61-68 %, gap 27 / 35).
         "feature": {"forget_samples": 100, "retain_ratio": 16.0, "lr": 3e-4},
-        # fashion_mnist heeled sandals (MLP): the "feature" setting under-forgets (80.2 / 87.8
-        # vs 61.1 / 87.8, gap 11.2 / 6.0); 200 samples at ratio 8: 69.4 / 87.1 vs 61.1 / 87.8
-        # (s0), 69.4 / 87.2 vs 68.1 / 87.9 (s1), gap 5.3 / 1.7, 0.3-1.2 s vs 26-84 s.
+        # the "feature" setting under-forgets the heeled sandals
         "fashion_mnist:feature": {"forget_samples": 200, "retain_ratio": 8.0},
     }
 
-    def __init__(self, **params):
-        super().__init__(**params)
+    def check_params(self) -> None:
         check_count(self.name, "forget_samples", self.params["forget_samples"])
         check_ratio(self.name, self.params["retain_ratio"])
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         p = self.params
-        if len(task.forget_y) == 0:
-            raise ConfigError(f"{self.name}: the forget set is empty; nothing to unlearn")
-        self.history, self.timings = [], {}
-        net = self.copy_model(model).to(task.device)
-        gen = torch.Generator().manual_seed(task.seed)
+        net, gen = begin(self, model, task)
         with Timer(self.timings, "train"):
             x, t, rows = relabelled_mix(task, p["forget_samples"], p["retain_ratio"], gen)
             self.mix = {"forget": len(rows), "retain": len(t) - len(rows)}

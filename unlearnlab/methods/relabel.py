@@ -18,8 +18,8 @@ import torch
 
 from ..errors import ConfigError
 from ..training import fit
-from . import register_method
 from .base import UnlearningMethod, UnlearnTask
+from .registry import register_method
 
 
 @register_method

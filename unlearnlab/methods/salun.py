@@ -22,7 +22,6 @@ the same.
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
@@ -30,11 +29,18 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..training import fit
-from . import register_method
+from ._common import (
+    Timer,
+    begin,
+    check_count,
+    check_finite,
+    check_ratio,
+    masked_gradients,
+    top_fraction,
+)
 from .base import UnlearningMethod, UnlearnTask
-from .finetune import check_count, check_finite
-from .noise_generator import Timer
-from .random_label import check_ratio, relabelled_mix
+from .random_label import relabelled_mix
+from .registry import register_method
 
 
 def saliency_mask(net: nn.Module, x: torch.Tensor, y: torch.Tensor, fraction: float,
@@ -56,60 +62,21 @@ def saliency_mask(net: nn.Module, x: torch.Tensor, y: torch.Tensor, fraction: fl
     return top_fraction(scores, fraction)
 
 
-def top_fraction(scores: dict[str, torch.Tensor], fraction: float) -> dict[str, torch.Tensor]:
-    """Per name, a 0/1 float mask of the entries whose score is among the top ``fraction`` of
-    all entries of all tensors (one global threshold; ties broken by position, so exactly
-    round(``fraction`` * #entries) entries are 1, at least one)."""
-    flat = torch.cat([s.flatten() for s in scores.values()])
-    k = max(1, round(fraction * len(flat)))
-    keep = torch.zeros(len(flat), dtype=torch.bool, device=flat.device)
-    keep[torch.sort(flat, descending=True, stable=True).indices[:k]] = True
-    masks, pos = {}, 0
-    for name, s in scores.items():
-        masks[name] = keep[pos:pos + s.numel()].view_as(s).to(s.dtype)
-        pos += s.numel()
-    return masks
-
-
-@contextlib.contextmanager
-def masked_gradients(net: nn.Module, masks: dict[str, torch.Tensor]):
-    """Inside the block, every gradient of a parameter named in ``masks`` is multiplied by its
-    mask. Adam's moments of a masked-out weight then stay 0, so Adam leaves it unchanged."""
-    hooks = [q.register_hook(lambda g, m=masks[n]: g * m)
-             for n, q in net.named_parameters() if n in masks]
-    try:
-        yield
-    finally:
-        for h in hooks:
-            h.remove()
-
-
 @register_method
 class SalUn(UnlearningMethod):
     name = "salun"
     defaults = {"mask_fraction": 0.5, "epochs": 1, "lr": 1e-3, "batch_size": 128,
                 "forget_samples": 500, "retain_ratio": 4.0, "mask_batch": 512}
-    # Measured 2026-11-23 with experiment.prepare + run_method (metrics mia_efficacy, seeds 0 and
-    # 1, OMP_NUM_THREADS=1 on a shared 2-core machine). Forget / retain test accuracy in %,
-    # unlearned vs retrained; avg_gap in points (s0 / s1); unlearn s vs retraining s.
+    # The generic defaults fit class forgetting; feature forgetting gets random_label's mild
+    # relabelling, as lr 1e-3 over-forgets the Fashion-MNIST subset
+    # (docs/tuning-notes.md#salun).
     dataset_defaults = {
-        # class:6 (MLP), the generic defaults: 0.0 / 97.1 vs 0.0 / 98.1-98.4, gap 0.48 / 0.57,
-        # 0.6-1.0 s vs 25-58 s.
-        # Feature forgetting: the same mild relabelling as random_label's (forget_samples 100,
-        # ratio 16, lr 3e-4). rest:mnist_sevens_with_crossbar (MLP): 83.7 / 97.9 vs 83.2 /
-        # 98.2 (s0), 80.4 / 97.8 vs 73.5 / 97.9 (s1), gap 2.3 / 6.7, 0.5 s vs 26-36 s. cmnist
-        # crossed sevens (ConvNet): 22.3 / 95.9 vs 24.5 / 97.4 (s0), 37.4 / 95.7 vs 14.4 /
-        # 96.2 (s1), gap 5.0 / 11.0, 1 s vs 109-177 s (200 samples at ratio 8: gap 5.2 / 4.6,
-        # flagged over_forgetting on s0). lr 1e-3 over-forgets the fashion sandals (gap 26 / 34).
         "feature": {"forget_samples": 100, "retain_ratio": 16.0, "lr": 3e-4},
-        # fashion_mnist heeled sandals (MLP): the "feature" setting under-forgets (80.2 / 87.8
-        # vs 61.1 / 87.8, gap 11.3 / 6.1); 200 samples at ratio 8: 69.4 / 87.1 vs 61.1 / 87.8
-        # (s0), 69.7 / 87.0 vs 68.1 / 87.9 (s1), gap 5.7 / 1.4, 0.4 s vs 26-84 s.
+        # the "feature" setting under-forgets the heeled sandals
         "fashion_mnist:feature": {"forget_samples": 200, "retain_ratio": 8.0},
     }
 
-    def __init__(self, **params):
-        super().__init__(**params)
+    def check_params(self) -> None:
         p = self.params
         f = p["mask_fraction"]
         if not isinstance(f, int | float) or not math.isfinite(f) or not 0 < f <= 1:
@@ -120,11 +87,7 @@ class SalUn(UnlearningMethod):
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         p = self.params
-        if len(task.forget_y) == 0:
-            raise ConfigError(f"{self.name}: the forget set is empty; nothing to unlearn")
-        self.history, self.timings = [], {}
-        net = self.copy_model(model).to(task.device)
-        gen = torch.Generator().manual_seed(task.seed)
+        net, gen = begin(self, model, task)
         with Timer(self.timings, "mask"):
             x, t, rows = relabelled_mix(task, p["forget_samples"], p["retain_ratio"], gen)
             self.mix = {"forget": len(rows), "retain": len(t) - len(rows)}

@@ -30,11 +30,9 @@ from torch import nn
 
 from ..errors import ConfigError, DivergenceError
 from ..training import adam
-from . import register_method
+from ._common import Timer, begin, check_count, check_finite, check_weight, sample_rows
 from .base import UnlearningMethod, UnlearnTask
-from .finetune import check_count, check_finite, sample_rows
-from .neggrad_plus import check_weight
-from .noise_generator import Timer
+from .registry import register_method
 
 
 def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
@@ -52,29 +50,13 @@ class Scrub(UnlearningMethod):
     defaults = {"epochs": 2, "msteps": 1, "lr": 5e-4, "batch_size": 128, "forget_batch": 128,
                 "alpha": 1.0, "gamma": 1.0, "temperature": 1.0, "retain_per_epoch": 2048,
                 "forget_per_epoch": 1024}
-    # Measured 2026-11-23 with experiment.prepare + run_method (metrics mia_efficacy, seeds 0 and
-    # 1, OMP_NUM_THREADS=1 on a shared 2-core machine). Forget / retain test accuracy in %,
-    # unlearned vs retrained; avg_gap in points (s0 / s1); unlearn s vs retraining s.
+    # The generic defaults under-forget a whole class on the MLP; SCRUB does not forget the
+    # cmnist subset at any setting tried (docs/tuning-notes.md#scrub).
     dataset_defaults = {
-        # class:6 (MLP): the defaults keep 37 / 42 % of the sixes (gap 19.7 / 20.8). lr 1e-3:
-        # 0.0 / 97.7 vs 0.0 / 98.1 (s0), 0.0 / 98.0 vs 0.0 / 98.4 (s1), gap 0.20 / 0.16,
-        # 0.5 s vs 25-58 s (T 2 at lr 1e-3: gap 0.20 / 0.24; epochs 3, msteps 2: 0.27 / 0.41).
         "mnist:class": {"lr": 1e-3},
-        # Feature scenarios, the generic defaults (T 1, lr 5e-4):
-        # rest:mnist_sevens_with_crossbar (MLP): 74.1 / 97.9 vs 83.2 / 98.2 (s0), 81.9 / 98.1
-        # vs 73.5 / 97.9 (s1), gap 3.2 / 7.4, 0.9 s vs 26-36 s.
-        # fashion_mnist heeled sandals (MLP): 83.6 / 88.6 vs 61.1 / 87.8 (s0), 91.2 / 88.6 vs
-        # 68.1 / 87.9 (s1), gap 13.9 / 15.9, 1 s vs 26-84 s: under-forgets; lr 1e-3 flips to
-        # over-forgetting on s0 (14.5 %, gap 28.4) while s1 gets 75.1 (gap 4.2); epochs 3 with
-        # msteps 2 at lr 1e-3 erases it (1 %, gap 37 / 41).
-        # cmnist crossed sevens (ConvNet): SCRUB does not forget the subset here: 87.1 / 97.7
-        # vs 24.5 / 97.4 (s0), 84.2 / 97.6 vs 14.4 / 96.2 (s1), gap 44.2 / 46.0, 2 s vs
-        # 109-177 s; lr 1e-3 (gap 42.0 / 46.8), T 4 (45.6 / 48.6) and epochs 3 with msteps 2
-        # (36.7 / 46.9) do no better. Not tuned.
     }
 
-    def __init__(self, **params):
-        super().__init__(**params)
+    def check_params(self) -> None:
         p = self.params
         if not isinstance(p["msteps"], int) or not 0 <= p["msteps"] <= p["epochs"]:
             raise ConfigError(f"{self.name}: msteps must be an integer in [0, epochs = "
@@ -89,19 +71,13 @@ class Scrub(UnlearningMethod):
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         p = self.params
-        if len(task.forget_y) == 0:
-            raise ConfigError(f"{self.name}: the forget set is empty; nothing to unlearn")
-        if len(task.retain_y) == 0:
-            raise ConfigError(f"{self.name}: the retain set is empty; the min-step needs it")
-        self.history, self.timings = [], {}
         device = task.device
+        student, gen = begin(self, model, task, retain_needed_for="the min-step needs it")
         teacher = self.copy_model(model).to(device).eval()
         for q in teacher.parameters():
             q.requires_grad_(False)
         self.teacher = teacher  # kept for inspection (tests)
-        student = self.copy_model(model).to(device)
         optimizer = adam([q for q in student.parameters() if q.requires_grad], p["lr"])
-        gen = torch.Generator().manual_seed(task.seed)
         for epoch in range(1, p["epochs"] + 1):
             if epoch <= p["msteps"]:
                 with Timer(self.timings, "max"):

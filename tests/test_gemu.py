@@ -1,4 +1,4 @@
-"""The thesis's methods (gradient ascent, GEMU, GeFeU) and their noise generator, on tiny
+"""GEMU and GeFeU (the thesis's generator-based methods) and their noise generator, on tiny
 synthetic tensors (seconds, CPU)."""
 
 from __future__ import annotations
@@ -7,39 +7,17 @@ import copy
 
 import pytest
 import torch
-from conftest import make_dataset
+from conftest import FORGET, TINY, make_dataset
+from conftest import weights as state
 
-from unlearnlab.errors import ConfigError, DivergenceError
-from unlearnlab.methods import UnlearnTask, get_method
+from unlearnlab.methods import UnlearnTask, create
+from unlearnlab.methods._common import importances
 from unlearnlab.methods.gefeu import GeFeU
 from unlearnlab.methods.gemu import GEMU, MASK_BATCH, specific_weights
 from unlearnlab.methods.gradient_ascent import GradientAscent
 from unlearnlab.methods.noise_generator import NoiseGenerator
-from unlearnlab.methods.ssd import importances
-from unlearnlab.models import create_model
-from unlearnlab.training import fit, predict, recipe_for, seed_everything
-
-FORGET = 6
-METHODS = ("gradient_ascent", "gemu", "gefeu")
-# Small settings so that every unlearning run takes well under a second.
-TINY = {"gradient_ascent": {"batch_size": 8},
-        "gemu": {"hidden": 32, "noise_batch": 16, "impair_batch": 16, "repair_batch": 16,
-                 "epochs": 2, "n2r": 2.0},
-        "gefeu": {"hidden": 32, "n_layers": 3, "noise_batch": 16, "impair_batch": 16,
-                  "repair_batch": 16, "epochs": 2, "n2r": 2.0}}
-
-
-def state(model) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def same_weights(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
-@pytest.fixture(scope="module")
-def dataset():
-    return make_dataset(n_train=300, n_test=100, seed=4)
+from unlearnlab.models import create_model, recipe_for
+from unlearnlab.training import predict, seed_everything
 
 
 def make_task(ds, seed: int = 0, arch: str = "mlp", name: str = "mnist") -> UnlearnTask:
@@ -48,25 +26,25 @@ def make_task(ds, seed: int = 0, arch: str = "mlp", name: str = "mnist") -> Unle
                        ds.num_classes, recipe_for(arch), torch.device("cpu"), seed, name)
 
 
-@pytest.fixture(scope="module")
-def trained(dataset):
-    seed_everything(0)
-    model = create_model("mlp")
-    fit(model, dataset.train.x, dataset.train.y, epochs=2, batch_size=32, lr=2e-3, seed=0)
-    return model
+@pytest.fixture
+def dataset(thesis_data):
+    return thesis_data
 
 
 @pytest.fixture
-def mlp(trained):
-    return copy.deepcopy(trained)
+def trained(thesis_trained_mlp):
+    return thesis_trained_mlp
+
+
+@pytest.fixture
+def mlp(thesis_trained_mlp):
+    return copy.deepcopy(thesis_trained_mlp)
 
 
 def run(name, model, task, **params):
-    method = get_method(name)(**{**TINY[name], **params})
+    method = create(name, params={**TINY[name], **params})
     return method, method.unlearn(model, task)
 
-
-# ------------------------------------------------------------------------- noise generator
 
 def test_generator_registers_its_hidden_layers():
     g = NoiseGenerator((3, 28, 28), noise_dim=8, hidden=16, n_layers=4)
@@ -90,7 +68,7 @@ def test_generator_bounded_flag(bounded):
 @pytest.mark.parametrize("name", ["gemu", "gefeu"])
 def test_noise_training_changes_every_hidden_layer(name, mlp, dataset):
     task = make_task(dataset)
-    method = get_method(name)(**TINY[name])
+    method = create(name, params=TINY[name])
     initial = state(method._make_generator(task))  # seeded from task.seed: the same init
     method.unlearn(mlp, task)
     trained = state(method.generator)
@@ -98,37 +76,6 @@ def test_noise_training_changes_every_hidden_layer(name, mlp, dataset):
     assert len(hidden) == method.params["n_layers"] >= 1
     for key in initial:
         assert not torch.equal(initial[key], trained[key]), f"{key} did not train"
-
-
-# ------------------------------------------------------------------------ method contract
-
-@pytest.mark.parametrize("name", METHODS)
-def test_input_model_untouched(name, mlp, dataset):
-    mlp.train()
-    before = state(mlp)
-    flags = [p.requires_grad for p in mlp.parameters()]
-    _, out = run(name, mlp, make_task(dataset))
-    assert out is not mlp
-    assert same_weights(state(mlp), before)
-    assert mlp.training and [p.requires_grad for p in mlp.parameters()] == flags
-    assert not same_weights(state(out), before)
-    assert all(p.requires_grad for p in out.parameters())
-    assert not {p.data_ptr() for p in mlp.parameters()} & {p.data_ptr() for p in out.parameters()}
-
-
-@pytest.mark.parametrize("name", METHODS)
-def test_same_seed_same_weights(name, trained, dataset):
-    # a different global RNG state must not matter: everything comes from task.seed
-    torch.manual_seed(123)
-    _, a = run(name, copy.deepcopy(trained), make_task(dataset, seed=7))
-    torch.manual_seed(456)
-    _, b = run(name, copy.deepcopy(trained), make_task(dataset, seed=7))
-    assert same_weights(state(a), state(b))
-    _, c = run(name, copy.deepcopy(trained), make_task(dataset, seed=8))
-    if name != "gradient_ascent":  # the thesis preset of ascent is unshuffled; default shuffles
-        assert not same_weights(state(a), state(c))
-    for model in (a, c):
-        assert torch.isfinite(predict(model, dataset.test.x)).all()
 
 
 @pytest.mark.parametrize("name", ["gemu", "gefeu"])
@@ -171,7 +118,7 @@ def test_freeze_conv_keeps_the_convolutions_in_that_phase(name, impair, repair, 
 
 
 def test_repair_n2r_draws_its_own_retain_sample(mlp, dataset):
-    method = get_method("gemu")(**TINY["gemu"], repair_n2r=5.0)
+    method = create("gemu", params={**TINY["gemu"], "repair_n2r": 5.0})
     method.unlearn(mlp, make_task(dataset))
     n_forget = int((dataset.train.y == FORGET).sum())
     assert method.history[-2]["samples"] == n_forget + int(n_forget * 2.0)  # noise + n2r 2
@@ -210,17 +157,15 @@ def test_specific_weights_ranks_by_the_forget_to_retain_importance_ratio(mlp, da
     assert (chosen > 0).all()
 
 
-# ------------------------------------------------------------------------------- presets
-
 def test_thesis_presets_resolve_to_the_published_values():
-    gemu = GEMU(preset="thesis", dataset="mnist").params
+    gemu = create(GEMU, preset="thesis", dataset="mnist").params
     assert gemu == {"epochs": 6, "noise_lr": 0.03, "noise_batch": 32, "n2r": 11.5, "lam": 0.26,
                     "n_layers": 1, "hidden": 1024, "noise_dim": 35, "impair_lr": 0.05,
                     "repair_lr": 0.01, "impair_batch": 8, "repair_batch": 8, "bounded": False,
                     "impair_freeze_conv": False,
                     "repair_freeze_conv": False, "repair_n2r": 0.0, "mask_fraction": 0.0,
                     "mask_samples": 8192}
-    gefeu = GeFeU(preset="thesis", dataset="fashion_mnist").params
+    gefeu = create(GeFeU, preset="thesis", dataset="fashion_mnist").params
     assert gefeu == {"epochs": 7, "noise_lr": 0.24, "noise_batch": 100, "n2r": 4.75,
                      "lam": 0.07, "n_layers": 5, "hidden": 1024, "noise_dim": 128,
                      "impair_lr": 0.04, "repair_lr": 0.02, "impair_batch": 8,
@@ -228,25 +173,10 @@ def test_thesis_presets_resolve_to_the_published_values():
                      "repair_freeze_conv": False, "repair_n2r": 0.0, "mask_fraction": 0.0,
                      "mask_samples": 8192}
     for ds, lr in (("mnist", 1e-5), ("cmnist", 1e-4), ("fashion_mnist", 2e-5)):
-        ga = GradientAscent(preset="thesis", dataset=ds).params
+        ga = create(GradientAscent, preset="thesis", dataset=ds).params
         assert ga["lr"] == lr and ga["epochs"] == 1 and ga["batch_size"] == 8
         assert ga["shuffle"] is False and ga["max_steps"] == 0 and ga["stop_loss"] == 0
 
-
-@pytest.mark.parametrize("cls", [GradientAscent, GEMU, GeFeU])
-def test_presets_and_dataset_defaults(cls):
-    for ds in ("mnist", "cmnist", "fashion_mnist"):
-        tuned = cls(dataset=ds).params
-        assert tuned == {**cls.defaults, **cls.dataset_defaults.get(ds, {})}
-        # a named preset ignores the lab's tuned values; explicit params win over both
-        thesis = cls(preset="thesis", dataset=ds, epochs=2).params
-        assert thesis["epochs"] == 2
-    assert cls(dataset="unknown").params == cls.defaults
-    with pytest.raises(ConfigError, match="no preset 'nope'"):
-        cls(preset="nope")
-
-
-# -------------------------------------------------------------------------- GeFeU labels
 
 def test_gefeu_labels_are_soft_and_per_sample(mlp, dataset):
     task = make_task(dataset)
@@ -276,52 +206,5 @@ def test_gefeu_uses_the_original_models_labels(mlp, dataset):
             return out
 
     task = make_task(dataset)
-    Spy(**TINY["gefeu"]).unlearn(mlp, task)
+    Spy(TINY["gefeu"]).unlearn(mlp, task)
     torch.testing.assert_close(seen[0], torch.softmax(predict(mlp, task.forget_x), 1))
-
-
-# ------------------------------------------------------------------------ gradient ascent
-
-def test_gradient_ascent_raises_the_forget_loss(mlp, dataset):
-    task = make_task(dataset)
-    loss = torch.nn.functional.cross_entropy
-    before = loss(predict(mlp, task.forget_x), task.forget_y)
-    method, out = run("gradient_ascent", mlp, task, lr=1e-3, epochs=2, stop_loss=0.0)
-    assert loss(predict(out, task.forget_x), task.forget_y) > before
-    assert [h["epoch"] for h in method.history] == [1, 2] and "ascent" in method.timings
-
-
-def test_gradient_ascent_huge_lr_diverges(mlp, dataset):
-    with pytest.raises(DivergenceError, match="gradient_ascent: .*lower lr"):
-        run("gradient_ascent", mlp, make_task(dataset), lr=1e30)
-
-
-def test_gradient_ascent_stops_early(mlp, dataset):
-    method, _ = run("gradient_ascent", mlp, make_task(dataset), max_steps=2, epochs=5)
-    assert method.history[-1]["steps"] == 2 and len(method.history) == 1
-    method, _ = run("gradient_ascent", mlp, make_task(dataset), lr=1e-2, epochs=50,
-                    stop_loss=5.0)
-    assert len(method.history) < 50
-
-
-# --------------------------------------------------------------------------- validation
-
-@pytest.mark.parametrize("name,params", [
-    ("gradient_ascent", {"lr": 0.0}), ("gradient_ascent", {"lr": float("nan")}),
-    ("gradient_ascent", {"batch_size": 0}), ("gradient_ascent", {"max_steps": -1}),
-    ("gemu", {"noise_lr": -1.0}), ("gemu", {"n2r": -0.5}), ("gemu", {"hidden": 0}),
-    ("gefeu", {"impair_lr": float("inf")}), ("gefeu", {"lam": float("nan")}),
-    ("gemu", {"mask_fraction": 1.5}), ("gemu", {"mask_fraction": float("nan")}),
-    ("gefeu", {"mask_fraction": -0.1}), ("gefeu", {"mask_samples": 0}),
-])
-def test_invalid_hyperparameters(name, params):
-    with pytest.raises(ConfigError, match=name):
-        get_method(name)(**params)
-
-
-@pytest.mark.parametrize("name", METHODS)
-def test_empty_forget_set(name, mlp, dataset):
-    task = make_task(dataset)
-    task.forget_x, task.forget_y = task.forget_x[:0], task.forget_y[:0]
-    with pytest.raises(ConfigError, match="forget set is empty"):
-        run(name, mlp, task)

@@ -1,0 +1,61 @@
+"""Boundary Shrink (``boundary_shrink``), on synthetic data."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import FORGET
+
+from unlearnlab.errors import ConfigError
+from unlearnlab.methods import UnlearnTask, create
+from unlearnlab.methods.boundary_shrink import neighbour_labels
+from unlearnlab.models import recipe_for
+from unlearnlab.training import predict, seed_everything
+
+
+def make_task(ds, forget=(FORGET,), seed: int = 0, arch: str = "mlp") -> UnlearnTask:
+    f = torch.isin(ds.train.y, torch.tensor(forget))
+    return UnlearnTask(ds.train.x[f], ds.train.y[f], ds.train.x[~f], ds.train.y[~f],
+                       ds.num_classes, recipe_for(arch), torch.device("cpu"), seed)
+
+
+@pytest.fixture
+def dataset(mlp_data):
+    return mlp_data
+
+
+def unlearn(name, model, task, **params):
+    seed_everything(task.seed)
+    method = create(name, params=params)
+    return method, method.unlearn(model, task)
+
+
+def test_boundary_shrink_never_keeps_the_true_label(mlp, dataset):
+    task = make_task(dataset, forget=(1, FORGET))
+    method, out = unlearn("boundary_shrink", mlp, task, bound=1e-4)  # attack barely moves
+    assert len(method.labels) == len(task.forget_y)
+    assert (method.labels != task.forget_y).all()
+    assert ((method.labels >= 0) & (method.labels < 10)).all()
+    # with a tiny bound the attacked prediction is the true class, so the runner-up is used
+    logits = predict(mlp, task.forget_x)
+    logits[torch.arange(len(logits)), task.forget_y] = -torch.inf
+    assert torch.equal(method.labels, logits.argmax(1))
+
+
+def test_boundary_shrink_uses_the_attacked_class(mlp, dataset):
+    task = make_task(dataset)
+    labels = neighbour_labels(mlp, task.forget_x, task.forget_y, 0.3, torch.device("cpu"))
+    x = task.forget_x.clone().requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(mlp(x), task.forget_y)
+    (grad,) = torch.autograd.grad(loss, x)
+    adv = predict(mlp, (task.forget_x + 0.3 * grad.sign()).clamp(0, 1)).argmax(1)
+    moved = adv != task.forget_y
+    assert moved.any()
+    assert torch.equal(labels[moved], adv[moved])
+    assert all(q.requires_grad for q in mlp.parameters())  # the attack froze only temporarily
+
+
+def test_boundary_shrink_rejects_a_bad_bound():
+    for bound in (0.0, -0.1, float("nan")):
+        with pytest.raises(ConfigError, match="boundary_shrink: bound"):
+            create("boundary_shrink", params={"bound": bound})
