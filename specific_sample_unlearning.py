@@ -36,7 +36,7 @@ def class_distribution(labels, rows=None) -> dict[int, int]:
     return {c: int(n) for c, n in enumerate(torch.bincount(labels).tolist())}
 
 
-def forget_class(dataset: str = "mnist", forget: int = 6, target: int = 3,
+def class_forgetting(dataset: str = "mnist", forget: int = 6, target: int = 3,
                  oversample_factor: int | None = 10, reuse: bool = True, quick: bool = False,
                  data_dir: str | None = None, **params) -> RunResult:
     """Seed A's experiment: train on ``dataset`` with class ``forget`` repeated

@@ -73,7 +73,8 @@ def make_dataset(name: str = "mnist", n_train: int = 300, n_test: int = 100, cha
     channels = 3 if rgb else channels
     train = make_split(n_train, gen, channels, rgb)
     test = make_split(n_test, gen, channels, rgb)
-    return Dataset(name, train, test, f"synthetic-{seed}", DIGIT_CLASSES)
+    source = {"mnist": "MNIST", "cmnist": "MNIST", "fashion_mnist": "FashionMNIST"}.get(name)
+    return Dataset(name, train, test, f"synthetic-{seed}", DIGIT_CLASSES, source)
 
 
 @pytest.fixture

@@ -45,11 +45,11 @@ def test_thesis_figures_pick_the_method_closest_to_retrained(tmp_path):
 
 
 def test_class_forgetting_is_the_notebooks_run(monkeypatch):
-    """The command draws the run ``specific_sample_unlearning.forget_class`` makes with its
+    """The command draws the run ``specific_sample_unlearning.class_forgetting`` makes with its
     defaults: the same configuration, so the same cached models and numbers."""
     seen = []
     monkeypatch.setattr(specific_sample_unlearning, "run", seen.append)
-    specific_sample_unlearning.forget_class(quick=True, data_dir="somewhere")
+    specific_sample_unlearning.class_forgetting(quick=True, data_dir="somewhere")
     assert seen == [assets.class_forgetting_config(quick=True, data_dir="somewhere")]
 
 

@@ -220,7 +220,7 @@ def test_kl_heatmap_rejects_a_matrix_of_the_wrong_shape():
 def test_weight_change_heatmap_has_out_rows_and_in_columns(cmp):
     fig = comparison.weight_change_heatmap(cmp, seed=1)
     panels = [ax for ax in fig.axes if ax.images]
-    assert [ax.get_title() for ax in panels] == ["retrained − trained", f"{METHOD} − trained"]
+    assert [ax.get_title() for ax in panels] == ["retrained − original", f"{METHOD} − original"]
     for ax in panels:
         assert ax.images[0].get_array().shape == (8, 16)  # Linear(16 -> 8): [out, in]
         assert ax.get_ylabel() == "output unit (row of 1.weight)"
@@ -235,7 +235,7 @@ def test_weight_change_heatmap_has_out_rows_and_in_columns(cmp):
 def test_weight_change_of_a_frozen_layer_says_unchanged(cmp):
     fig = comparison.weight_change_heatmap(cmp, layer="3")
     titles = [ax.get_title() for ax in fig.axes if ax.images]
-    assert titles == ["retrained − trained", f"{METHOD} − trained (unchanged)"]
+    assert titles == ["retrained − original", f"{METHOD} − original (unchanged)"]
 
 
 def test_weight_change_flattens_a_convolution():
@@ -328,7 +328,7 @@ def test_a_diverged_run_is_left_out_of_every_figure():
     confusion = comparison.confusion_vs_retrained(cmp, METHOD)
     assert f"over {SEEDS - 1} seeds" in confusion.get_suptitle()
     weight_change = comparison.weight_change_heatmap(cmp, seed=0)
-    assert [ax.get_title() for ax in weight_change.axes if ax.images] == ["retrained − trained"]
+    assert [ax.get_title() for ax in weight_change.axes if ax.images] == ["retrained − original"]
     layers = comparison.layer_distance_bars(cmp).axes[0]
     assert [t.get_text() for t in layers.get_legend().get_texts()] == ["retrained", METHOD]
 

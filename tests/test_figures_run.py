@@ -30,7 +30,8 @@ def _close_figures():
 
 def test_every_role_has_one_colour_from_the_record_and_baseline_names():
     assert set(style.ROLE_COLORS) == set(BASELINES) | set(ALL_ROLES)
-    assert style.ROLE_COLORS[style.ORIGINAL] == style.ROLE_COLORS[style.TRAINED]
+    assert list(style.ROLE_COLORS) == [style.UNTRAINED, style.ORIGINAL, style.RETRAINED,
+                                       style.UNLEARNED]
     assert list(style.RUN_TITLES) == [style.ORIGINAL, style.UNLEARNED, style.RETRAINED]
     palette = style.ensemble_palette([*BASELINES, "gemu", "gemu (thesis preset)", "other"])
     assert palette["gemu (thesis preset)"] == style.lighter(style.METHOD_COLORS["gemu"])

@@ -16,7 +16,7 @@ from unlearnlab.errors import ConfigError, DataError, SpecError
 from unlearnlab.forget import (
     KINDS,
     ForgetSpec,
-    forget_class,
+    class_of,
     forget_digest,
     forget_masks,
     load_forget_list,
@@ -177,7 +177,7 @@ def test_subset_and_rest_masks(synthetic, tmp_path):
         assert torch.equal(subset[split] | rest[split], s.y == 7)
         assert not (subset[split] & rest[split]).any()
     assert int(subset["train"].sum()) == len(content["train"]) == 10
-    assert forget_class(parse_forget("rest:sevens"), synthetic, tmp_path) == 7
+    assert class_of(parse_forget("rest:sevens"), synthetic, tmp_path) == 7
 
 
 def test_subset_selects_by_source_index_not_position(tmp_path):
@@ -187,7 +187,8 @@ def test_subset_selects_by_source_index_not_position(tmp_path):
     content = crossbar_list(ds)
     write_forget_list(tmp_path, "sevens", content)
     rows = torch.arange(len(ds.train) - 1, -1, -2)  # every other sample, reversed
-    sub = Dataset(ds.name, ds.train.subset(rows), ds.test, ds.checksum, ds.classes)
+    sub = Dataset(ds.name, ds.train.subset(rows), ds.test, ds.checksum, ds.classes,
+                  ds.list_source)
     mask = forget_masks("subset:sevens", sub, tmp_path)["train"]
     assert sorted(sub.train.index[mask].tolist()) == sorted(set(content["train"])
                                                             & set(sub.train.index.tolist()))
@@ -210,7 +211,8 @@ def test_color_spec_needs_cmnist(synthetic):
 
 def test_empty_class_forget_set_raises(synthetic):
     keep = torch.nonzero(synthetic.train.y != 8).flatten()
-    ds = Dataset("mnist", synthetic.train.subset(keep), synthetic.test, "x", DIGIT_CLASSES)
+    ds = Dataset("mnist", synthetic.train.subset(keep), synthetic.test, "x", DIGIT_CLASSES,
+                 "MNIST")
     with pytest.raises(SpecError, match="selects no training sample"):
         forget_masks("class:8", ds)
 
@@ -233,7 +235,7 @@ def test_empty_rest_raises(synthetic, tmp_path):
 def test_empty_color_selection_raises(synthetic_cmnist):
     ds = synthetic_cmnist
     keep = torch.nonzero(~((ds.train.y == 1) & (ds.train.color == 0))).flatten()
-    ds = Dataset("cmnist", ds.train.subset(keep), ds.test, "x", DIGIT_CLASSES)
+    ds = Dataset("cmnist", ds.train.subset(keep), ds.test, "x", DIGIT_CLASSES, "MNIST")
     with pytest.raises(SpecError, match="selects no training sample"):
         forget_masks("color:red:1", ds)
 

@@ -12,9 +12,11 @@ import sys
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import REPO, link_real_data
 
+from unlearnlab.cache import class_files
 from unlearnlab.cli import main
 from unlearnlab.errors import ConfigError
 from unlearnlab.methods import (
@@ -24,11 +26,10 @@ from unlearnlab.methods import (
     list_methods,
     register_method,
     registry,
-    source_modules,
 )
-from unlearnlab.methods.base import TUNED_FILE
 from unlearnlab.methods.gefeu import GeFeU
 from unlearnlab.methods.gemu import GEMU
+from unlearnlab.methods.presets import TUNED_FILE
 from unlearnlab.methods.relabel import Relabel
 
 EXAMPLE = REPO / "examples" / "unlearnlab-example"
@@ -115,10 +116,9 @@ def test_create_rejects_what_is_not_a_method():
         create(3)
 
 
-def test_source_modules_list_the_class_and_its_bases():
-    names = [m.__name__ for m in source_modules(GeFeU)]
-    assert names == ["unlearnlab.methods.gefeu", "unlearnlab.methods.gemu",
-                     "unlearnlab.methods.base"]
+def test_the_cache_key_covers_the_class_and_its_bases():
+    names = [path.name for path in class_files(GeFeU)]
+    assert names == ["gefeu.py", "gemu.py", "base.py"]
 
 
 # ---------------------------------------------------------------------------- entry points
@@ -286,10 +286,80 @@ def test_example_runs_by_module_and_class_without_installing(example_root, tmp_p
                example_root, "--json", record, pythonpath=[EXAMPLE, REPO], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     content = json.loads(record.read_text())
-    assert content["method"] == EXAMPLE_CLASS and content["params"]["epochs"] == 1
+    assert content["method"] == "head_finetune" and content["params"]["epochs"] == 1
 
 
 def test_the_example_method_is_a_plain_subclass():
     source = (EXAMPLE / "unlearnlab_example" / "head_finetune.py").read_text()
     assert "unlearnlab.methods._common" not in source  # the public API only
     assert "def __init__" not in source
+
+
+SHRINK = '''"""An outside method: scale the output layer's weights."""
+import copy
+
+from unlearnlab.methods import UnlearningMethod
+
+
+class Shrink(UnlearningMethod):
+    """Multiply the last linear layer's weights by ``factor``."""
+
+    name = "shrink_head"
+    defaults = {"factor": 0.5}
+
+    def unlearn(self, model, task):
+        net = copy.deepcopy(model)
+        last = [m for m in net.modules() if hasattr(m, "weight")][-1]
+        last.weight.data.mul_(SCALE * self.params["factor"])
+        return net.eval()
+
+
+SCALE = 1.0
+'''
+
+
+def bench_cli(*args, pythonpath: list[Path], cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "UNLEARNLAB_DATA"}
+    env["PYTHONPATH"] = os.pathsep.join(str(p) for p in pythonpath)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return subprocess.run([sys.executable, "-m", "unlearnlab", *map(str, args)],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.integration
+def test_an_edited_outside_method_is_never_served_from_the_cache(example_root, tmp_path):
+    """``--method module:Class``: a docstring edit finds the cached unlearned model, a code edit
+    unlearns anew (and the numbers change)."""
+    (tmp_path / "shrink.py").write_text(SHRINK)
+    path = [tmp_path, REPO]
+
+    def accuracy(out: str):
+        proc = cli(*RUN, "--method", "shrink:Shrink", "--data-dir", example_root, "--json",
+                   tmp_path / out, pythonpath=path, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return (json.loads((tmp_path / out).read_text())["models"]["unlearned"]["test_acc"],
+                "unlearning with shrink_head" in proc.stderr)
+
+    first, unlearned = accuracy("a.json")
+    assert unlearned
+    (tmp_path / "shrink.py").write_text(SHRINK.replace('"""Multiply', '"""Now: multiply'))
+    assert accuracy("b.json") == (first, False)  # prose only: served from the cache
+    (tmp_path / "shrink.py").write_text(SHRINK.replace("SCALE = 1.0", "SCALE = -1.0"))
+    second, unlearned = accuracy("c.json")
+    assert unlearned and second != first
+
+
+@pytest.mark.integration
+def test_outside_methods_join_the_leaderboard(example_root, tmp_path):
+    """``bench --methods`` takes ``module:Class`` and entry-point-free outside methods beside
+    built-in ones, and ranks them by their names."""
+    (tmp_path / "shrink.py").write_text(SHRINK)
+    out = tmp_path / "bench"
+    proc = bench_cli("bench", "--quick", "--seeds", "1", "--methods", "shrink:Shrink,relabel",
+                     "--data-dir", example_root, "--out", out, pythonpath=[tmp_path, REPO],
+                     cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = pd.read_csv(out / "leaderboard.csv")
+    assert set(rows["method"]) == {"shrink_head", "relabel"}
+    assert (rows["method"] == "shrink_head").sum() == 4  # every standard scenario
+    assert (out / "mnist-six" / "shrink_head_seed0.json").is_file()

@@ -34,7 +34,7 @@ from unlearnlab.config import RunConfig
 from unlearnlab.data import default_arch
 from unlearnlab.errors import ConfigError
 from unlearnlab.methods import create, get_method
-from unlearnlab.methods.base import TUNED_FILE, tuned_preset
+from unlearnlab.methods.presets import TUNED_FILE, tuned_preset
 from unlearnlab.scenario import build_scenario, validation_rows
 from unlearnlab.tuning import TuneConfig, baselines, storage_url, write_preset
 
@@ -111,7 +111,7 @@ def write_tuned(root: Path, content) -> Path:
 
 
 def test_tuned_preset_is_read_from_the_data_root_then_the_package(tmp_path, monkeypatch):
-    from unlearnlab.methods import base
+    from unlearnlab.methods import presets as base
 
     shipped = tmp_path / "shipped.json"
     shipped.write_text(json.dumps({"gemu": {"mnist": {"params": {"n2r": 3.0}},
@@ -346,7 +346,7 @@ def test_two_workers_share_one_postgresql_study(postgres, tmp_path):
 def test_shipped_tuned_presets_construct(tmp_path):
     """Every entry of the package's tuned presets is a runnable preset of a tunable method
     (read from the package: the data root holds no presets)."""
-    from unlearnlab.methods import base
+    from unlearnlab.methods import presets as base
 
     shipped = json.loads(base.SHIPPED_TUNED.read_text())
     assert shipped, "no tuned preset is shipped"

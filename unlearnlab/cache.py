@@ -6,9 +6,9 @@ its stored key is compared again on load:
 - a trained model: the dataset's checksum, the architecture and its code, the recipe and
   optimiser, the training code, the resolved forget set (``Scenario.forget_digest``, not the
   spec's text), quick mode, the seed and the package version;
-- an unlearned model: the *content* of the original model it started from, the resolved forget
-  set, the method's resolved parameters and the code of the method's class and of the lab's
-  methods package;
+- an unlearned model: the *content* of the original model it started from, the dataset's
+  checksum, the resolved forget set, the method's resolved parameters and the code of the
+  method's class and of the lab's methods package;
 - the baselines' evaluations: the contents of the original and retrained models, the
   dataset's checksum, the split hash, the selected metrics and the code of the evaluation
   (metrics declared outside the package included).
@@ -156,6 +156,8 @@ def _cached(sc: Scenario, config: dict, model: nn.Module) -> dict | None:
         try:
             return load_model(path, model, config)
         except CorruptCacheError as exc:
+            if not sc.config.allow_train:
+                raise
             log.warning("%s; rebuilding it", exc)
     if not sc.config.allow_train:
         raise CacheError(f"no cached {config['role']} model for this configuration at '{path}'; "
@@ -202,8 +204,9 @@ def train_or_load(sc: Scenario, role: str) -> tuple[nn.Module, dict]:
 
 def unlearned_config(sc: Scenario, method, original_digest: str) -> dict:
     """Everything that determines an unlearned model."""
-    return {"role": "unlearned", "dataset": sc.dataset.name, "arch": sc.arch,
-            "original": original_digest, "forget": sc.forget_digest,
+    return {"role": "unlearned", "dataset": sc.dataset.name,
+            "data_checksum": sc.dataset.checksum, "arch": sc.arch, "original": original_digest,
+            "forget": sc.forget_digest,
             "method": method.name, "params": method.params, "seed": sc.config.seed,
             "version": __version__, "code": method_code_hash(type(method))}
 

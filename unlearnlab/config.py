@@ -6,6 +6,7 @@ the wrong type fails here, in one line, before any data is read or any model is 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields
 
 from .errors import ConfigError
@@ -56,6 +57,8 @@ class RunConfig:
         for name in ("quick", "reuse", "allow_train"):
             _expect(name, getattr(self, name), bool)
         _integer("seed", self.seed, 0, MAX_SEED)
+        if isinstance(self.data_dir, os.PathLike):
+            self.data_dir = os.fspath(self.data_dir)
         for name in ("arch", "data_dir"):
             if getattr(self, name) is not None:
                 _expect(name, getattr(self, name), str)

@@ -28,9 +28,11 @@ from .errors import ConfigError, DataError, SpecError
 
 KINDS = ("class", "subset", "rest", "color")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-# The source file a list indexes, per dataset, with that file's split sizes.
-_LIST_SOURCE = {"mnist": "MNIST", "cmnist": "MNIST", "fashion_mnist": "FashionMNIST"}
-_SOURCE_SIZES = {"train": 60000, "test": 10000}
+# The split sizes of the source files the built-in datasets' lists index (``Dataset.list_source``;
+# colorized MNIST holds fewer images than the MNIST positions its lists use). Another source's
+# positions are bounded by its dataset's own.
+_SOURCE_SIZES = {"MNIST": {"train": 60000, "test": 10000},
+                 "FashionMNIST": {"train": 60000, "test": 10000}}
 
 
 @dataclass(frozen=True)
@@ -104,24 +106,26 @@ def load_forget_list(name: str, dataset: Dataset, data_dir=None) -> dict:
                         "the original file") from exc
     if not isinstance(content, dict) or not {"dataset", "class", "train", "test"} <= content.keys():
         raise DataError(f"forget set '{path}' lacks the keys dataset, class, train and test")
-    source = _LIST_SOURCE.get(dataset.name)
-    if content["dataset"] != source:
+    source = dataset.list_source
+    if source is None or content["dataset"] != source:
         raise DataError(f"forget set '{name}' indexes {_shown(content['dataset'])} but dataset "
                         f"'{dataset.name}' needs a {source or 'class:'} list; pick a matching set")
-    cls = content["class"]
+    sizes = _SOURCE_SIZES.get(source) or {s: int(getattr(dataset, s).index.max()) + 1
+                                           for s in ("train", "test")}
+    cls, last = content["class"], dataset.num_classes - 1
     # bool is an int in Python: JSON true would otherwise be taken as class 1
-    if not _is_int(cls) or not 0 <= cls <= 9:
-        raise DataError(f"forget set '{path}': class must be an integer 0-9, got "
+    if not _is_int(cls) or not 0 <= cls <= last:
+        raise DataError(f"forget set '{path}': class must be an integer 0-{last}, got "
                         f"{_shown(cls)}; fix the 'class' field")
     for split_name in ("train", "test"):
         items = content[split_name]
         if not isinstance(items, list) or not all(_is_int(i) for i in items):
             raise DataError(f"forget set '{path}': '{split_name}' must be a list of integers "
                             "(not booleans, floats or strings); fix that field")
-        bad = [i for i in items if not 0 <= i < _SOURCE_SIZES[split_name]]
+        bad = [i for i in items if not 0 <= i < sizes[split_name]]
         if bad:
             raise DataError(f"forget set '{path}': {split_name} index {bad[0]} is out of range "
-                            f"0-{_SOURCE_SIZES[split_name] - 1}; fix the list")
+                            f"0-{sizes[split_name] - 1}; fix the list")
         split: Split = getattr(dataset, split_name)
         listed = torch.isin(split.index, torch.tensor(items, dtype=torch.long))
         wrong = listed & (split.y != cls)
@@ -197,7 +201,7 @@ def forget_masks(spec: ForgetSpec | str, dataset: Dataset,
     return masks
 
 
-def forget_class(spec: ForgetSpec, dataset: Dataset, data_dir=None) -> int:
+def class_of(spec: ForgetSpec, dataset: Dataset, data_dir=None) -> int:
     """The class the forgotten samples belong to."""
     if spec.cls is not None:
         return spec.cls

@@ -13,7 +13,7 @@ from . import mia
 from .config import QUICK, RunConfig
 from .data import Dataset, Split, data_root, default_arch, load_dataset, oversample, stratified_rows
 from .errors import ConfigError, SpecError
-from .forget import ForgetSpec, forget_class, forget_digest, forget_masks, parse_forget
+from .forget import ForgetSpec, class_of, forget_digest, forget_masks, parse_forget
 from .methods import UnlearnTask
 from .models import recipe_for
 from .training import Recipe, pick_device
@@ -150,7 +150,7 @@ def build_scenario(cfg: RunConfig) -> Scenario:
             raise ConfigError(f"oversample class {cls} is not a class of {dataset.name}")
         rows = oversample(train.y, cls, factor)
     return Scenario(cfg, dataset, spec, arch, recipe, train, test, masks, rows,
-                    pick_device(cfg.device), forget_class(spec, dataset, cfg.data_dir),
+                    pick_device(cfg.device), class_of(spec, dataset, cfg.data_dir),
                     probe_rows(masks, cfg.seed), digest)
 
 

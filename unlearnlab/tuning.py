@@ -24,7 +24,7 @@ or any SQLAlchemy URL (``postgresql+psycopg://user:pw@host/db``) shared by ``unl
 processes on several machines. ``trials`` is the study's target of complete trials: a stopped
 study is resumed by running the same command, and workers on one study share the work. The
 sampler is TPE (Bergstra et al. 2011), seeded. The best trial is written to
-``<data root>/presets/tuned.json`` and runs as ``--preset tuned`` (``methods.base.tuned_preset``).
+``<data root>/presets/tuned.json`` and runs as ``--preset tuned`` (``methods.presets``).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from .errors import ConfigError
 from .experiment import Baselines, prepare, unlearn_and_assess
 from .forget import parse_forget
 from .methods import create, get_method
-from .methods.base import TUNED_FILE, read_tuned
+from .methods.presets import TUNED_FILE, read_tuned
 from .metrics import GAP_KEYS, avg_gap
 from .scenario import resolve_arch
 from .store import write_json

@@ -52,7 +52,7 @@ def class_forgetting_config(quick: bool = False, data_dir: str | None = None,
                             device: str = "auto") -> RunConfig:
     """Seed A's class forgetting: MNIST with class 6 over-represented x10, forgotten by
     relearning it as 3 (``relabel``), models reused from the cache (the configuration of
-    ``specific_sample_unlearning.forget_class`` with its defaults)."""
+    ``specific_sample_unlearning.class_forgetting`` with its defaults)."""
     return RunConfig(dataset="mnist", forget="class:6", method="relabel", params={"target": 3},
                      oversample=(6, 10), quick=quick, data_dir=data_dir, reuse=True,
                      device=device)

@@ -14,7 +14,6 @@ from torch import nn
 
 from ..data import stratified_rows
 from ..experiment import RunResult
-from ..forget import forget_class
 from ..training import predict
 from . import run, weights
 from .style import ORIGINAL, RUN_TITLES, UNLEARN_LABEL, UNLEARNED
@@ -33,7 +32,7 @@ class _Features(nn.Module):
 
 def _forgotten_class(result: RunResult) -> int:
     sc = result.scenario
-    return forget_class(sc.spec, sc.dataset, sc.config.data_dir)
+    return sc.forget_class
 
 
 def _unlearn_label(result: RunResult) -> str:

@@ -8,7 +8,8 @@ docs/extending.md, "Add a method".
 
 from __future__ import annotations
 
-from .base import UnlearningMethod, UnlearnTask, coerce_params, parse_set_options
+from .base import UnlearningMethod, UnlearnTask
+from .params import coerce_params, parse_set_options
 from .registry import (
     create,
     get_method,

@@ -11,25 +11,17 @@ code, in ``search_space(trial)``; its best trial is then available as the preset
 from __future__ import annotations
 
 import copy
-import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from ..data import data_root
 from ..errors import ConfigError
 from ..training import Recipe
-
-# The preset written by ``unlearnlab tune`` (its best trial per method and dataset): looked up in
-# the data root first, then in the presets shipped with the package.
-TUNED = "tuned"
-TUNED_FILE = Path("presets") / "tuned.json"
-SHIPPED_TUNED = Path(__file__).with_name("tuned_presets.json")
+from .params import check_ranges, check_types
+from .presets import TUNED
 
 
 @dataclass
@@ -82,7 +74,7 @@ class UnlearningMethod:
         self.preset = preset
         self.params = {**self.defaults, **params}
         check_types(type(self), self.params)
-        _check_ranges(self.name, self.params)
+        check_ranges(self.name, self.params)
         self.check_params()
         self.history: list[dict] = []
         self.timings: dict[str, float] = {}  # seconds per phase, filled by unlearn()
@@ -163,6 +155,8 @@ class UnlearningMethod:
         """The hyperparameters to tune, drawn from an Optuna ``trial`` (``trial.suggest_*``):
         {parameter: value}, a subset of ``defaults`` (the others keep their defaults for the
         dataset and scenario). Methods that can be tuned override this."""
+        from .registry import tunable_methods
+
         raise ConfigError(f"method '{cls.name}' declares no search space, so it cannot be tuned; "
                           f"tunable: {', '.join(tunable_methods()) or 'none'}")
 
@@ -174,167 +168,3 @@ class UnlearningMethod:
     @staticmethod
     def copy_model(model: nn.Module) -> nn.Module:
         return copy.deepcopy(model)
-
-
-# ------------------------------------------------------------------------ parameter types
-
-# The parameter types a default may have, each with how an error names it.
-PARAM_TYPES = {bool: "true or false", int: "an integer", float: "a number",
-               str: "a string", list: "a list of strings"}
-
-
-def param_type(method_cls: type[UnlearningMethod], key: str) -> type:
-    """The declared type of parameter ``key``: the type of its default."""
-    kind = type(method_cls.defaults[key])
-    if kind not in PARAM_TYPES:
-        raise ConfigError(f"method '{method_cls.name}' declares parameter '{key}' with a "
-                          f"{kind.__name__} default; use bool, int, float, str or list of str")
-    if kind is list and not all(isinstance(item, str) for item in method_cls.defaults[key]):
-        raise ConfigError(f"method '{method_cls.name}' declares parameter '{key}' as a list "
-                          "with non-string items; a list parameter holds strings")
-    return kind
-
-
-def has_type(value: Any, kind: type) -> bool:
-    """Whether ``value`` is of parameter type ``kind``: bool strictly bool, int an int but not
-    a bool, float an int or float but not a bool, list a list of str, str a str."""
-    if kind is bool:
-        return isinstance(value, bool)
-    if isinstance(value, bool):
-        return False
-    if kind is float:
-        return isinstance(value, int | float)
-    if kind is list:
-        return isinstance(value, list) and all(isinstance(item, str) for item in value)
-    return isinstance(value, kind)
-
-
-def check_types(method_cls: type[UnlearningMethod], params: Mapping[str, Any],
-                where: str | None = None) -> None:
-    """Raise ``ConfigError`` for the first value of ``params`` that is not of its declared type
-    (``param_type``); ``where`` names the source in the message (default: the method)."""
-    for key, value in params.items():
-        kind = param_type(method_cls, key)
-        if not has_type(value, kind):
-            raise ConfigError(f"{where or f'method {method_cls.name!r}'}: {key} must be "
-                              f"{PARAM_TYPES[kind]}, got {value!r} ({type(value).__name__})")
-
-
-def tunable_methods() -> list[str]:
-    """Registry keys of the methods with a search space."""
-    from . import get_method, list_methods
-
-    return [name for name in list_methods() if get_method(name).tunable()]
-
-
-def tuned_files(data_dir=None) -> list[Path]:
-    """Where ``--preset tuned`` looks, first match wins: ``<data root>/presets/tuned.json``
-    (written by ``unlearnlab tune``), then the package's shipped ``tuned_presets.json``."""
-    return [data_root(data_dir) / TUNED_FILE, SHIPPED_TUNED]
-
-
-def read_tuned(path: Path) -> dict:
-    """A tuned-preset file, {method: {dataset: entry}}; {} when it does not exist."""
-    if not path.is_file():
-        return {}
-    try:
-        content = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"tuned presets '{path}' are not valid JSON ({exc}); delete the file "
-                          "and run `unlearnlab tune` again") from exc
-    if not isinstance(content, dict):
-        raise ConfigError(f"tuned presets '{path}' must hold a JSON object")
-    return content
-
-
-def find_tuned(method: str, dataset: str | None, data_dir=None) -> tuple[Path, dict]:
-    """The first tuned-preset file (``tuned_files``) with an entry for ``method`` on
-    ``dataset``, and that entry: {"params": ..., "study": ..., "value": ..., ...}."""
-    if not dataset:
-        raise ConfigError(f"preset '{TUNED}' of method '{method}' is per dataset: name one")
-    for path in tuned_files(data_dir):
-        by_dataset = read_tuned(path).get(method)
-        if by_dataset is not None and not isinstance(by_dataset, dict):
-            raise ConfigError(f"tuned presets '{path}': the entry of method '{method}' must be "
-                              "an object {dataset: entry}; run `unlearnlab tune` again")
-        entry = by_dataset.get(dataset) if by_dataset is not None else None
-        if entry is not None:
-            if not isinstance(entry, dict) or not isinstance(entry.get("params"), dict):
-                raise ConfigError(f"tuned presets '{path}': entry {method}/{dataset} has no "
-                                  "params; run `unlearnlab tune` again")
-            return path, entry
-    raise ConfigError(f"no tuned preset for method '{method}' on {dataset}: run `unlearnlab tune "
-                      f"--method {method} --dataset {dataset} ...` first (looked in "
-                      f"{', '.join(str(p) for p in tuned_files(data_dir))})")
-
-
-def tuned_preset(method: str, dataset: str | None, data_dir=None) -> dict:
-    """The entry of ``method`` on ``dataset`` in the first tuned-preset file that has one
-    (``tuned_files``): {"params": ..., "study": ..., "value": ..., ...}."""
-    return find_tuned(method, dataset, data_dir)[1]
-
-
-def tuned_params(method_cls: type[UnlearningMethod], dataset: str | None,
-                 data_dir=None) -> dict[str, Any]:
-    """The params of the tuned entry of ``method_cls`` on ``dataset``, each a parameter of the
-    method with its declared type (else a ``ConfigError`` naming the file, method, dataset
-    and key)."""
-    path, entry = find_tuned(method_cls.name, dataset, data_dir)
-    where = f"tuned presets '{path}', entry {method_cls.name}/{dataset}"
-    stale = sorted(set(entry["params"]) - set(method_cls.defaults))
-    if stale:
-        raise ConfigError(f"{where} sets '{stale[0]}', which the method no longer has; run "
-                          "`unlearnlab tune` again")
-    check_types(method_cls, entry["params"], where)
-    return dict(entry["params"])
-
-
-def _check_ranges(method: str, params: dict[str, Any]) -> None:
-    """Shared conventions: ``*epochs`` and ``*batch*`` are integers >= 1, ``*lr`` is a finite
-    positive number."""
-    for key, value in params.items():
-        if (key.endswith("epochs") or "batch" in key) and not (
-                isinstance(value, int) and value >= 1):
-            raise ConfigError(f"method '{method}': {key} must be an integer >= 1, got {value}")
-        if key.endswith("lr") and not (isinstance(value, int | float) and math.isfinite(value)
-                                       and value > 0):
-            raise ConfigError(f"method '{method}': {key} must be a positive number, got {value}")
-
-
-def coerce_params(method_cls: type[UnlearningMethod], raw: dict[str, str]) -> dict[str, Any]:
-    """Convert ``--set key=value`` strings to the types of the method's defaults."""
-    out = {}
-    for key, text in raw.items():
-        if key not in method_cls.defaults:
-            raise ConfigError(f"method '{method_cls.name}' has no parameter '{key}'; valid: "
-                              f"{', '.join(sorted(method_cls.defaults)) or 'none'}")
-        default = method_cls.defaults[key]
-        try:
-            if isinstance(default, bool):
-                if text.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError
-                value = text.lower() in ("true", "1")
-            elif isinstance(default, int):
-                value = int(text)
-            elif isinstance(default, float):
-                value = float(text)
-            elif isinstance(default, list):
-                value = [item for item in text.split(",") if item]
-            else:
-                value = text
-        except ValueError:
-            raise ConfigError(f"--set {key}={text}: expected {type(default).__name__} for "
-                              f"'{key}' of method '{method_cls.name}'") from None
-        out[key] = value
-    return out
-
-
-def parse_set_options(items: list[str]) -> dict[str, str]:
-    """Split ``key=value`` strings; a missing '=' or key is an error."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not key.strip().isidentifier():
-            raise ConfigError(f"--set '{item}' is malformed: write key=value, e.g. --set target=3")
-        out[key.strip()] = value.strip()
-    return out

@@ -15,7 +15,8 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from ..errors import ConfigError
-from .base import UnlearningMethod, tuned_params
+from .base import UnlearningMethod
+from .presets import tuned_params
 
 ENTRY_POINT_GROUP = "unlearnlab.methods"
 
@@ -127,7 +128,7 @@ def create(method: str | type[UnlearningMethod], *, preset: str = "default",
     """Build ``method`` (a registry key, ``package.module:ClassName`` or a class) with the
     hyperparameters of ``preset`` for ``dataset``, ``scenario`` kind and ``arch``, ``params``
     on top (``UnlearningMethod.resolve_params``). Preset ``tuned`` reads the tuned-preset file
-    (``base.tuned_files``: the data root ``data_dir``, then the package)."""
+    (``presets.tuned_files``: the data root ``data_dir``, then the package)."""
     if isinstance(method, type):
         cls = _check_method_class(method, origin(method))
     elif isinstance(method, str):
@@ -141,3 +142,8 @@ def create(method: str | type[UnlearningMethod], *, preset: str = "default",
         cls.check_tunable()
         tuned = tuned_params(cls, dataset, data_dir)
     return cls(cls.resolve_params(preset, dataset, scenario, arch, tuned, params), preset)
+
+
+def tunable_methods() -> list[str]:
+    """Registry keys of the methods with a search space."""
+    return [name for name in list_methods() if get_method(name).tunable()]
