@@ -13,7 +13,8 @@ import torch
 
 from unlearnlab import bundle
 from unlearnlab.errors import BundleError, ConfigError
-from unlearnlab.metrics import GAP_KEYS, PROBE_SETS, Outputs, avg_gap, forget_metrics
+from unlearnlab.metrics import PROBE_SETS, Outputs, forget_metrics
+from unlearnlab.verdict import GAP_KEYS, avg_gap
 
 MODELS = ("original", "retrained", "unlearned", "untrained")
 

@@ -16,19 +16,17 @@ from conftest import make_dataset
 from unlearnlab import bundle, mia
 from unlearnlab.errors import ConfigError
 from unlearnlab.metrics import (
-    GAP_KEYS,
     METRICS,
     PROBE_SETS,
     Outputs,
-    avg_gap,
     forget_metrics,
     js_divergence,
     relearn_steps,
     select_metrics,
-    z_score,
 )
 from unlearnlab.models import create_model
 from unlearnlab.training import fit, seed_everything
+from unlearnlab.verdict import GAP_KEYS, avg_gap, z_score
 
 
 def random_outputs(seed: int = 0, n: int = 200, models=("original", "retrained", "unlearned",

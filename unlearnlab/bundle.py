@@ -22,16 +22,9 @@ import numpy as np
 import torch
 
 from .errors import BundleError, ConfigError
-from .metrics import (
-    ALL_ROLES,
-    GAP_KEYS,
-    PROBE_SETS,
-    Outputs,
-    avg_gap,
-    forget_metrics,
-    select_metrics,
-)
+from .metrics import ALL_ROLES, PROBE_SETS, Outputs, forget_metrics, select_metrics
 from .store import atomic_path, write_json
+from .verdict import GAP_KEYS, avg_gap
 
 RECORD, OUTPUTS = "record.json", "outputs.npz"
 RERUN = "run it again to rewrite the bundle"

@@ -13,10 +13,10 @@ from torch import nn
 
 from . import metrics
 from .config import RunConfig
-from .evaluation import guard_flags
 from .experiment import prepare, run_method
-from .metrics import GAP_KEYS, avg_gap, kl_matrix, z_score
+from .metrics import kl_matrix
 from .store import atomic_path, write_json
+from .verdict import GAP_KEYS, avg_gap, guard_flags, z_score
 
 # The baselines of every seed, named as in the run record.
 BASELINES = ("untrained", "original", "retrained")

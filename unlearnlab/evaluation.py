@@ -1,5 +1,6 @@
 """Per-model evaluation for the JSON record: accuracies on the forget and retain parts of each
-split, per-class accuracy and the confusion matrix, all from one batched prediction pass."""
+split, per-class accuracy and the confusion matrix, all from one batched prediction pass.
+How an evaluation is judged against retraining is ``verdict``'s concern."""
 
 from __future__ import annotations
 
@@ -54,21 +55,3 @@ def evaluate_logits(logits: dict[str, torch.Tensor], train: Split, test: Split,
     forget_pred = pred[masks["test"]].numpy()
     out["forget_test_predictions"] = np.bincount(forget_pred, minlength=num_classes).tolist()
     return out
-
-
-# Guards: how far below the retrained reference an unlearned model may fall (in accuracy
-# fractions) before it is flagged.
-COLLAPSE_GAP = 0.10        # retain test accuracy: the model no longer does its job
-OVER_FORGETTING_GAP = 0.10  # forget test accuracy: it forgot more than retraining would
-
-
-def guard_flags(unlearned: dict, reference: dict) -> list[str]:
-    """Flags of one unlearned model against a reference (a retrained model's evaluation, or the
-    retrained ensemble's means): ``collapse`` and ``over_forgetting``."""
-    flags = []
-    if unlearned["retain_test_acc"] < reference["retain_test_acc"] - COLLAPSE_GAP:
-        flags.append("collapse")
-    forget, ref = unlearned.get("forget_test_acc"), reference.get("forget_test_acc")
-    if forget is not None and ref is not None and forget < ref - OVER_FORGETTING_GAP:
-        flags.append("over_forgetting")
-    return flags

@@ -19,13 +19,12 @@ from torch import nn
 from . import bundle, cache
 from .config import RunConfig
 from .errors import DivergenceError
-from .evaluation import evaluate_logits, guard_flags
+from .evaluation import evaluate_logits
 from .forget import parse_forget
 from .methods import create
 from .metrics import (
     Outputs,
     anamnesis_index,
-    avg_gap,
     forget_metrics,
     model_metrics,
     parameter_distance,
@@ -34,6 +33,7 @@ from .metrics import (
 from .record import build_record, bundle_dir
 from .scenario import Scenario, build_scenario, resolve_arch
 from .training import predict, seed_everything
+from .verdict import avg_gap, guard_flags
 
 log = logging.getLogger("unlearnlab")
 

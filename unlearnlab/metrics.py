@@ -9,7 +9,6 @@ per-sample logits (``Outputs``), so a saved bundle can be rescored without the m
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -317,28 +316,3 @@ def anamnesis_index(evaluations: dict) -> float | None:
     if steps_u is None or not steps_r:
         return None
     return steps_u / steps_r
-
-
-# ------------------------------------------------------------------ gap to the retrained model
-
-# SalUn's "Avg. Gap" (Fan et al. 2024, Table 1): UA (forget accuracy), RA, TA and MIA-Efficacy,
-# plus the forget-test accuracy that feature forgetting is judged by. TA is the retain part of
-# the test set, as SalUn drops the forgotten class from it.
-GAP_KEYS = ("forget_train_acc", "forget_test_acc", "retain_train_acc", "retain_test_acc",
-            "mia_efficacy")
-
-
-def avg_gap(model: dict, reference: dict) -> float | None:
-    """Mean of |model[k] - reference[k]| over ``GAP_KEYS`` present in both (fractions; x100
-    for points). A model compared with itself has gap 0."""
-    gaps = [abs(model[k] - reference[k]) for k in GAP_KEYS
-            if model.get(k) is not None and reference.get(k) is not None]
-    return float(np.mean(gaps)) if gaps else None
-
-
-def z_score(value: float | None, mean: float, std: float, floor: float = 1e-3) -> float | None:
-    """(value - mean) / max(std, floor): where ``value`` lies in the retrained ensemble's
-    spread; the floor keeps a zero-spread ensemble from giving infinities."""
-    if value is None or mean is None or not math.isfinite(mean):
-        return None
-    return (value - mean) / max(std if math.isfinite(std) else 0.0, floor)

@@ -5,7 +5,7 @@ Objective (minimised), for a method M with hyperparameters h on seeds s = 0..K-1
 
     J(h) = 1/K sum_s avg_gap(E(M_h(original_s)), mean_s' E(retrained_s'))
 
-with E(model) the evaluation of a model and ``metrics.avg_gap`` the mean absolute difference
+with E(model) the evaluation of a model and ``verdict.avg_gap`` the mean absolute difference
 over ``GAP_KEYS`` (forget/retain accuracy of train and held-out samples, and MIA-efficacy), as
 ``compare.against_ensemble`` scores a method in the report: the gap to the retrained
 ensemble's means, not to one paired retrained model. A run that diverges on any seed scores
@@ -25,6 +25,10 @@ processes on several machines. ``trials`` is the study's target of complete tria
 study is resumed by running the same command, and workers on one study share the work. The
 sampler is TPE (Bergstra et al. 2011), seeded. The best trial is written to
 ``<data root>/presets/tuned.json`` and runs as ``--preset tuned`` (``methods.presets``).
+
+The module is longer than the lab's others (about 400 lines) because a study is one workflow
+whose parts share ``TuneConfig`` and its storage: setup and storage, the objective, the study's
+resumption and its preset file.
 """
 
 from __future__ import annotations
@@ -49,9 +53,9 @@ from .experiment import Baselines, prepare, unlearn_and_assess
 from .forget import parse_forget
 from .methods import create, get_method
 from .methods.presets import TUNED_FILE, read_tuned
-from .metrics import GAP_KEYS, avg_gap
 from .scenario import resolve_arch
 from .store import write_json
+from .verdict import GAP_KEYS, avg_gap
 
 log = logging.getLogger("unlearnlab")
 
