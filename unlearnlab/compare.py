@@ -26,11 +26,19 @@ THESIS_SCENARIOS = {"mnist": "rest:mnist_sevens_with_crossbar",
                     "cmnist": "subset:mnist_sevens_with_crossbar",
                     "fashion_mnist": "subset:fashion_mnist_heeled_sandals"}
 EXTRA_SCENARIOS = {"cmnist": "color:red:7"}
-# Columns of the summary table (test split; the train split is in the CSV).
-SUMMARY = {"test_acc": "all", "retain_test_acc": "retain", "forget_test_acc": "forget",
-           "class_rest_test_acc": "rest of class", "other_classes_test_acc": "other classes",
-           "forget_train_acc": "forget (train)", "forget_test_loss": "forget CE",
-           "mia_efficacy": "MIA-efficacy", "mia_loss": "MIA-loss", "avg_gap": "avg gap"}
+# Columns of the summary table (test split; the train split is in the CSV): the evaluation's
+# accuracies and loss, the metrics that declare a summary label, and the average gap.
+ACCURACY_COLUMNS = {"test_acc": "all", "retain_test_acc": "retain", "forget_test_acc": "forget",
+                    "class_rest_test_acc": "rest of class",
+                    "other_classes_test_acc": "other classes",
+                    "forget_train_acc": "forget (train)", "forget_test_loss": "forget CE"}
+
+
+def summary_columns() -> dict[str, str]:
+    """{column: heading} of the summary table, in order."""
+    return {**ACCURACY_COLUMNS,
+            **{m.columns[0]: m.label for m in metrics.METRICS.values() if m.label},
+            "avg_gap": "avg gap"}
 
 
 @dataclass
@@ -159,7 +167,7 @@ def _present(row: dict) -> dict:
 def summarize(rows: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds per model, for the summary columns present, plus the gap of
     each mean to the retrained mean (in accuracy points) and the count of each flag."""
-    columns = [c for c in SUMMARY if c in rows and rows[c].notna().any()]
+    columns = [c for c in summary_columns() if c in rows and rows[c].notna().any()]
     order = [m for m in (*BASELINES, *rows["model"].unique()) if m in set(rows["model"])]
     order = list(dict.fromkeys(order))
     grouped = rows.groupby("model", sort=False)
@@ -184,10 +192,11 @@ def markdown(table: pd.DataFrame, title: str = "") -> str:
     """The summary as a markdown table: accuracies, MIA scores and the average gap in % as
     mean ± std, the loss as mean ± std, the gap of the means to the retrained mean in points,
     and the mean z-scores within the retrained ensemble's spread."""
-    columns = [c for c in SUMMARY if f"{c}_mean" in table]
+    headings = summary_columns()
+    columns = [c for c in headings if f"{c}_mean" in table]
     zs = [c for c in ("z_retain_test_acc", "z_forget_test_acc", "z_mia_efficacy") if c in table]
-    head = ["model", *(SUMMARY[c] for c in columns), "Δ retain", "Δ forget",
-            *(f"z {SUMMARY[c[2:]] if c[2:] in SUMMARY else c[2:]}" for c in zs), "seconds",
+    head = ["model", *(headings[c] for c in columns), "Δ retain", "Δ forget",
+            *(f"z {headings.get(c[2:], c[2:])}" for c in zs), "seconds",
             "flags"]
     lines = [f"**{title}**", ""] if title else []
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

@@ -85,7 +85,8 @@ class Metric:
     ``compute(model, original, task) -> {column: value}`` needs the model itself (relearn
     time). ``columns`` are the keys it adds to a model's evaluation; ``roles`` the models that
     get it; ``chance`` the chance level shown beside the score (a column or a constant);
-    ``zscored``: its first column is placed in the retrained ensemble's spread (``z_<col>``)."""
+    ``zscored``: its first column is placed in the retrained ensemble's spread (``z_<col>``);
+    ``label``: the heading of its first column in the ensemble summary (None: not shown)."""
 
     name: str
     compute: Callable
@@ -94,6 +95,7 @@ class Metric:
     needs: str = "outputs"
     chance: str | float | None = None
     zscored: bool = False
+    label: str | None = None
 
 
 METRICS: dict[str, Metric] = {}
@@ -102,7 +104,7 @@ ALL_ROLES = ("original", "retrained", "unlearned")
 
 def register_metric(name: str, *, columns: tuple[str, ...], roles: tuple[str, ...] = ALL_ROLES,
                     needs: str = "outputs", chance: str | float | None = None,
-                    zscored: bool = False):
+                    zscored: bool = False, label: str | None = None):
     """Decorator: register ``compute`` under ``name`` (see ``Metric``)."""
     if needs not in ("outputs", "model"):
         raise ConfigError(f"metric '{name}': needs must be 'outputs' or 'model', got {needs!r}")
@@ -111,7 +113,8 @@ def register_metric(name: str, *, columns: tuple[str, ...], roles: tuple[str, ..
         if name in METRICS and METRICS[name].compute is not fn:
             raise ConfigError(f"metric '{name}' is already registered by "
                               f"{METRICS[name].compute.__module__}")
-        METRICS[name] = Metric(name, fn, tuple(columns), tuple(roles), needs, chance, zscored)
+        METRICS[name] = Metric(name, fn, tuple(columns), tuple(roles), needs, chance, zscored,
+                               label)
         return fn
     return wrap
 
@@ -158,11 +161,13 @@ def model_metrics(names: list[str] | None, model: nn.Module, original: nn.Module
 def columns(kind: str = "all") -> list[str]:
     """The record columns the registered metrics add (``kind="zscored"``: the first column
     of each metric placed in the retrained spread; ``"chance"``: metrics with a chance
-    level)."""
+    level; ``"summary"``: metrics with a summary ``label``)."""
     if kind == "zscored":
         return [m.columns[0] for m in METRICS.values() if m.zscored]
     if kind == "chance":
         return [m.columns[0] for m in METRICS.values() if m.chance is not None]
+    if kind == "summary":
+        return [m.columns[0] for m in METRICS.values() if m.label is not None]
     return [c for m in METRICS.values() for c in m.columns]
 
 
@@ -185,7 +190,7 @@ def js_divergence(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tenso
 
 
 @register_metric("mia_efficacy", columns=("mia_efficacy", "mia_efficacy_chance"),
-                 chance="mia_efficacy_chance", zscored=True)
+                 chance="mia_efficacy_chance", zscored=True, label="MIA-efficacy")
 def _mia_efficacy(out: Outputs, model: str) -> dict:
     """SalUn's MIA-Efficacy on the forget-train set, with its chance level (see ``mia``)."""
     logits, y = out.logits[model], out.labels
@@ -205,7 +210,8 @@ def _mia_entropy(out: Outputs, model: str) -> dict:
     return {"mia_entropy": score, "mia_entropy_chance": chance}
 
 
-@register_metric("mia_loss", columns=("mia_loss", "mia_loss_auc"), chance=0.5, zscored=True)
+@register_metric("mia_loss", columns=("mia_loss", "mia_loss_auc"), chance=0.5, zscored=True,
+                 label="MIA-loss")
 def _mia_loss(out: Outputs, model: str) -> dict:
     """Loss MIA (cross-validated accuracy and AUC), chance 0.5 (see ``mia``)."""
     logits, y = out.logits[model], out.labels
