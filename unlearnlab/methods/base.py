@@ -58,8 +58,9 @@ class UnlearningMethod:
     # (bool, int, float, str or list of str; a float parameter also accepts an int).
     defaults: ClassVar[dict[str, Any]] = {}
     # The range of each numeric parameter whose name implies none or another one
-    # (``params.convention_range``), e.g. {"retain_fraction": Range(0, 1, "(]")}; every
-    # size-like parameter gets an upper bound. Checked on construction.
+    # (``params.convention_range``), e.g. {"retain_fraction": Range(0, 1, "(]")} (a plain
+    # tuple in ``Range``'s field order works too); every size-like parameter gets an upper
+    # bound. Checked on construction.
     ranges: ClassVar[dict[str, Range]] = {}
     # Refinements of ``defaults`` (the lab's tuned values), applied from the most general to
     # the most specific key: the scenario kind ("class" or "feature"), the architecture

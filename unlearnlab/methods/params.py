@@ -75,6 +75,7 @@ class Range(NamedTuple):
     integer: bool = False
 
     def admits(self, value: Any, integer: bool) -> bool:
+        """Whether ``value`` lies in the range (and is an int, when ``integer``)."""
         if integer and not (isinstance(value, int) and not isinstance(value, bool)):
             return False
         if not (isinstance(value, int | float) and math.isfinite(value)):
@@ -88,18 +89,19 @@ class Range(NamedTuple):
     def describe(self, integer: bool) -> str:
         """The range in words: "in (0, 1]", "an integer in [1, 16]", "a number >= 0", "a
         positive number", with the note in parentheses."""
-        kind = "an integer" if integer else "a number"
+        noun = "integer" if integer else "number"
+        kind = f"an {noun}" if integer else f"a {noun}"
         if self.low is not None and self.high is not None:
             text = (f"{kind + ' ' if integer else ''}in {self.ends[0]}{_show(self.low)}, "
                     f"{_show(self.high)}{self.ends[1]}")
         elif self.low == 0 and self.ends[0] == "(" and self.high is None:
-            text = f"a positive {kind.split()[1]}"
+            text = f"a positive {noun}"
         elif self.low is not None:
             text = f"{kind} {'>' if self.ends[0] == '(' else '>='} {_show(self.low)}"
         elif self.high is not None:
             text = f"{kind} {'<' if self.ends[1] == ')' else '<='} {_show(self.high)}"
         else:
-            text = f"a finite {kind.split()[1]}"
+            text = f"a finite {noun}"
         return f"{text} ({self.note})" if self.note else text
 
 
@@ -150,7 +152,11 @@ def param_ranges(method_cls: type[UnlearningMethod]) -> dict[str, Range]:
         if key not in method_cls.defaults or not has_type(method_cls.defaults[key], float):
             raise ConfigError(f"method '{method_cls.name}' declares a range for '{key}', which "
                               "is not one of its numeric parameters; fix its ranges")
-        out[key] = Range(*spec)
+        spec = Range(*spec)
+        if spec.ends not in ("[]", "(]", "[)", "()"):
+            raise ConfigError(f"method '{method_cls.name}': the range of '{key}' has ends "
+                              f"{spec.ends!r}; write one of '[]', '(]', '[)', '()'")
+        out[key] = spec
     return out
 
 
