@@ -150,18 +150,8 @@ def quick_bench(real_data, tmp_path_factory) -> dict:
 
 
 # ------------------------------------------------------------------ unlearning-method tests
-
-FORGET = 6  # the class the method tests forget
-
-
-def weights(model) -> dict[str, torch.Tensor]:
-    """A detached copy of ``model``'s state dict."""
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def same_weights(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
+# The data and trained models of the method tests; their plain helpers (the forget task, one
+# unlearning run, weight snapshots) are in support.py.
 
 def _trained(arch: str, ds: Dataset, epochs: int, batch_size: int, lr: float):
     from unlearnlab.models import create_model
@@ -223,9 +213,21 @@ def thesis_trained_mlp(thesis_data):
     """An MLP trained for two epochs on ``thesis_data`` (trained once; tests get copies)."""
     return _trained("mlp", thesis_data, epochs=2, batch_size=32, lr=2e-3)
 
-# Small settings of the thesis methods, so that every unlearning run takes well under a second.
-TINY = {"gradient_ascent": {"batch_size": 8},
-        "gemu": {"hidden": 32, "noise_batch": 16, "impair_batch": 16, "repair_batch": 16,
-                 "epochs": 2, "n2r": 2.0},
-        "gefeu": {"hidden": 32, "n_layers": 3, "noise_batch": 16, "impair_batch": 16,
-                  "repair_batch": 16, "epochs": 2, "n2r": 2.0}}
+
+@pytest.fixture
+def thesis_mlp(thesis_trained_mlp):
+    import copy
+
+    return copy.deepcopy(thesis_trained_mlp)
+
+
+# -------------------------------------------------------------------------------- figures
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close the figures a test left open (pyplot keeps every figure alive until closed);
+    nothing to do, and nothing imported, when the test never loaded pyplot."""
+    yield
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close("all")

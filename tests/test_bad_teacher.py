@@ -4,36 +4,18 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import FORGET
-from conftest import weights as state
+from support import FORGET, make_task, unlearn
+from support import weights as state
 
 from unlearnlab.errors import ConfigError
-from unlearnlab.methods import UnlearnTask, create
+from unlearnlab.methods import create
 from unlearnlab.methods.bad_teacher import incompetent_teacher
-from unlearnlab.models import recipe_for
-from unlearnlab.training import predict, seed_everything
+from unlearnlab.training import predict
 
 
-def make_task(ds, forget=(FORGET,), seed: int = 0, arch: str = "mlp") -> UnlearnTask:
-    f = torch.isin(ds.train.y, torch.tensor(forget))
-    return UnlearnTask(ds.train.x[f], ds.train.y[f], ds.train.x[~f], ds.train.y[~f],
-                       ds.num_classes, recipe_for(arch), torch.device("cpu"), seed)
-
-
-@pytest.fixture
-def dataset(mlp_data):
-    return mlp_data
-
-
-def unlearn(name, model, task, **params):
-    seed_everything(task.seed)
-    method = create(name, params=params)
-    return method, method.unlearn(model, task)
-
-
-def test_bad_teacher_leaves_the_teacher_alone_and_is_seeded(mlp, dataset):
+def test_bad_teacher_leaves_the_teacher_alone_and_is_seeded(mlp, mlp_data):
     before = state(mlp)
-    _, out = unlearn("bad_teacher", mlp, make_task(dataset), lr=1e-3, epochs=2)
+    _, out = unlearn("bad_teacher", mlp, make_task(mlp_data, arch="mlp"), lr=1e-3, epochs=2)
     assert all(torch.equal(v, before[k]) for k, v in state(mlp).items())
     assert not torch.equal(out.fc1.weight, mlp.fc1.weight)
     # the incompetent teacher: re-initialised (not the original), reproducible from the seed
@@ -43,10 +25,10 @@ def test_bad_teacher_leaves_the_teacher_alone_and_is_seeded(mlp, dataset):
     assert not torch.equal(bad.fc1.weight, incompetent_teacher(mlp, 4).fc1.weight)
 
 
-def test_bad_teacher_forgets_towards_the_incompetent_teacher(mlp, dataset):
-    test, f = dataset.test, dataset.test.y == FORGET
+def test_bad_teacher_forgets_towards_the_incompetent_teacher(mlp, mlp_data):
+    test, f = mlp_data.test, mlp_data.test.y == FORGET
     assert (predict(mlp, test.x[f]).argmax(1) == FORGET).float().mean() > 0.8
-    _, out = unlearn("bad_teacher", mlp, make_task(dataset), lr=3e-3, epochs=20,
+    _, out = unlearn("bad_teacher", mlp, make_task(mlp_data, arch="mlp"), lr=3e-3, epochs=20,
                      batch_size=32, retain_fraction=0.5)
     after = predict(out, test.x).argmax(1)
     assert (after[f] == FORGET).float().mean() < 0.5

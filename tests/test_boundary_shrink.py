@@ -4,34 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import FORGET
+from support import FORGET, make_task, unlearn
 
 from unlearnlab.errors import ConfigError
-from unlearnlab.methods import UnlearnTask, create
+from unlearnlab.methods import create
 from unlearnlab.methods.boundary_shrink import neighbour_labels
-from unlearnlab.models import recipe_for
-from unlearnlab.training import predict, seed_everything
+from unlearnlab.training import predict
 
 
-def make_task(ds, forget=(FORGET,), seed: int = 0, arch: str = "mlp") -> UnlearnTask:
-    f = torch.isin(ds.train.y, torch.tensor(forget))
-    return UnlearnTask(ds.train.x[f], ds.train.y[f], ds.train.x[~f], ds.train.y[~f],
-                       ds.num_classes, recipe_for(arch), torch.device("cpu"), seed)
-
-
-@pytest.fixture
-def dataset(mlp_data):
-    return mlp_data
-
-
-def unlearn(name, model, task, **params):
-    seed_everything(task.seed)
-    method = create(name, params=params)
-    return method, method.unlearn(model, task)
-
-
-def test_boundary_shrink_never_keeps_the_true_label(mlp, dataset):
-    task = make_task(dataset, forget=(1, FORGET))
+def test_boundary_shrink_never_keeps_the_true_label(mlp, mlp_data):
+    task = make_task(mlp_data, forget=(1, FORGET), arch="mlp")
     method, out = unlearn("boundary_shrink", mlp, task, bound=1e-4)  # attack barely moves
     assert len(method.labels) == len(task.forget_y)
     assert (method.labels != task.forget_y).all()
@@ -42,8 +24,8 @@ def test_boundary_shrink_never_keeps_the_true_label(mlp, dataset):
     assert torch.equal(method.labels, logits.argmax(1))
 
 
-def test_boundary_shrink_uses_the_attacked_class(mlp, dataset):
-    task = make_task(dataset)
+def test_boundary_shrink_uses_the_attacked_class(mlp, mlp_data):
+    task = make_task(mlp_data, arch="mlp")
     labels = neighbour_labels(mlp, task.forget_x, task.forget_y, 0.3, torch.device("cpu"))
     x = task.forget_x.clone().requires_grad_(True)
     loss = torch.nn.functional.cross_entropy(mlp(x), task.forget_y)

@@ -8,19 +8,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 from test_figures_ensemble import make_comparison  # noqa: E402
 
 import specific_sample_unlearning  # noqa: E402
 from unlearnlab import cli  # noqa: E402
 from unlearnlab.figures import assets  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 def test_thesis_figures_pick_the_method_closest_to_retrained(tmp_path):

@@ -38,12 +38,6 @@ METHODS = [f"method_{i:02d}" for i in range(14)]
 SETS = ("forget_train", "forget_test", "member", "nonmember")
 
 
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
 def leaderboard_rows(methods=METHODS, scenarios=SCENARIOS, seeds=2) -> pd.DataFrame:
     """Method i has gap (i + 1)% everywhere; method_03 collapses once on every scenario,
     method_05 diverges on seed 1 of the first scenario, method_07 skips the first scenario."""

@@ -9,7 +9,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
@@ -25,12 +24,6 @@ SEEDS = 3
 METHOD = "gemu"
 MODELS = ("untrained", "original", "retrained", METHOD)
 SUBSETS = ("forget", "class_rest", "other_classes", "all")
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 def _tiny_model(seed: int) -> nn.Module:

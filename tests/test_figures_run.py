@@ -8,7 +8,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -20,12 +19,6 @@ from unlearnlab.metrics import ALL_ROLES  # noqa: E402
 HISTORY = [{"epoch": e, "loss": 1.0 / e, "acc": 0.5 + 0.1 * e, "test_loss": 1.2 / e,
             "test_acc": 0.45 + 0.1 * e} for e in (1, 2, 3)]
 UNLEARN = [{"epoch": e, "loss": 0.5 / e, "acc": 0.6 + 0.1 * e} for e in (1, 2)]
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 def test_every_role_has_one_colour_from_the_record_and_baseline_names():

@@ -3,47 +3,20 @@ synthetic tensors (seconds, CPU)."""
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
-from conftest import FORGET, TINY, make_dataset
-from conftest import weights as state
+from conftest import make_dataset
+from support import FORGET, TINY, make_task, unlearn
+from support import weights as state
 
-from unlearnlab.methods import UnlearnTask, create
+from unlearnlab.methods import create
 from unlearnlab.methods._common import importances
 from unlearnlab.methods.gefeu import GeFeU
 from unlearnlab.methods.gemu import GEMU, MASK_BATCH, specific_weights
 from unlearnlab.methods.gradient_ascent import GradientAscent
 from unlearnlab.methods.noise_generator import NoiseGenerator
-from unlearnlab.models import create_model, recipe_for
+from unlearnlab.models import create_model
 from unlearnlab.training import predict, seed_everything
-
-
-def make_task(ds, seed: int = 0, arch: str = "mlp", name: str = "mnist") -> UnlearnTask:
-    f = ds.train.y == FORGET
-    return UnlearnTask(ds.train.x[f], ds.train.y[f], ds.train.x[~f], ds.train.y[~f],
-                       ds.num_classes, recipe_for(arch), torch.device("cpu"), seed, name)
-
-
-@pytest.fixture
-def dataset(thesis_data):
-    return thesis_data
-
-
-@pytest.fixture
-def trained(thesis_trained_mlp):
-    return thesis_trained_mlp
-
-
-@pytest.fixture
-def mlp(thesis_trained_mlp):
-    return copy.deepcopy(thesis_trained_mlp)
-
-
-def run(name, model, task, **params):
-    method = create(name, params={**TINY[name], **params})
-    return method, method.unlearn(model, task)
 
 
 def test_generator_registers_its_hidden_layers():
@@ -66,11 +39,11 @@ def test_generator_bounded_flag(bounded):
 
 
 @pytest.mark.parametrize("name", ["gemu", "gefeu"])
-def test_noise_training_changes_every_hidden_layer(name, mlp, dataset):
-    task = make_task(dataset)
+def test_noise_training_changes_every_hidden_layer(name, thesis_mlp, thesis_data):
+    task = make_task(thesis_data, arch="mlp")
     method = create(name, params=TINY[name])
     initial = state(method._make_generator(task))  # seeded from task.seed: the same init
-    method.unlearn(mlp, task)
+    method.unlearn(thesis_mlp, task)
     trained = state(method.generator)
     hidden = [k for k in initial if k.startswith("hidden.") and k.endswith(".weight")]
     assert len(hidden) == method.params["n_layers"] >= 1
@@ -79,14 +52,14 @@ def test_noise_training_changes_every_hidden_layer(name, mlp, dataset):
 
 
 @pytest.mark.parametrize("name", ["gemu", "gefeu"])
-def test_history_and_timings(name, mlp, dataset):
-    method, _ = run(name, mlp, make_task(dataset))
+def test_history_and_timings(name, thesis_mlp, thesis_data):
+    method, _ = unlearn(name, thesis_mlp, make_task(thesis_data, arch="mlp"), tiny=True)
     phases = [h["phase"] for h in method.history]
     assert phases == [f"{name} noise"] * 2 + [f"{name} impair", f"{name} repair"]
     assert {"noise", "mask", "impair", "repair"} <= set(method.timings)
     assert method.mask == {}  # mask_fraction 0: the impair may change every weight
     assert all(t >= 0 for t in method.timings.values())
-    n_forget = int((dataset.train.y == FORGET).sum())
+    n_forget = int((thesis_data.train.y == FORGET).sum())
     assert method.history[-2]["samples"] == n_forget + int(n_forget * 2.0)  # noise + retain
     assert method.history[-1]["samples"] == int(n_forget * 2.0)
 
@@ -95,7 +68,7 @@ def test_gemu_works_on_the_convnet():
     ds = make_dataset("cmnist", n_train=100, n_test=20, seed=1)
     seed_everything(0)
     model = create_model("convnet", in_channels=3)
-    _, out = run("gemu", model, make_task(ds, arch="convnet", name="cmnist"))
+    _, out = unlearn("gemu", model, make_task(ds, arch="convnet"), tiny=True)
     assert out(ds.test.x[:2]).shape == (2, 10)
 
 
@@ -107,8 +80,8 @@ def test_freeze_conv_keeps_the_convolutions_in_that_phase(name, impair, repair, 
     seed_everything(0)
     model = create_model("convnet", in_channels=3)
     before = state(model)
-    _, out = run(name, model, make_task(ds, arch="convnet", name="cmnist"),
-                 impair_freeze_conv=impair, repair_freeze_conv=repair)
+    _, out = unlearn(name, model, make_task(ds, arch="convnet"), tiny=True,
+                     impair_freeze_conv=impair, repair_freeze_conv=repair)
     after = state(out)
     convs = [k for k in before if k.startswith("conv")]
     assert len(convs) == 6
@@ -117,23 +90,24 @@ def test_freeze_conv_keeps_the_convolutions_in_that_phase(name, impair, repair, 
     assert all(q.requires_grad for q in out.parameters())  # frozen only while unlearning
 
 
-def test_repair_n2r_draws_its_own_retain_sample(mlp, dataset):
+def test_repair_n2r_draws_its_own_retain_sample(thesis_mlp, thesis_data):
     method = create("gemu", params={**TINY["gemu"], "repair_n2r": 5.0})
-    method.unlearn(mlp, make_task(dataset))
-    n_forget = int((dataset.train.y == FORGET).sum())
+    method.unlearn(thesis_mlp, make_task(thesis_data, arch="mlp"))
+    n_forget = int((thesis_data.train.y == FORGET).sum())
     assert method.history[-2]["samples"] == n_forget + int(n_forget * 2.0)  # noise + n2r 2
     assert method.history[-1]["samples"] == min(int(n_forget * 5.0),
-                                                int((dataset.train.y != FORGET).sum()))
+                                                int((thesis_data.train.y != FORGET).sum()))
 
 
 @pytest.mark.parametrize("name", ["gemu", "gefeu"])
-def test_impair_mask_changes_only_the_most_forget_specific_weights(name, mlp, dataset):
-    task = make_task(dataset)
-    before = state(mlp)
+def test_impair_mask_changes_only_the_most_forget_specific_weights(name, thesis_mlp, thesis_data):
+    task = make_task(thesis_data, arch="mlp")
+    before = state(thesis_mlp)
     # n2r 0 and no repair sample: the impair epoch is the only phase that trains the model
-    method, out = run(name, mlp, task, n2r=0.0, mask_fraction=0.1, mask_samples=50)
+    method, out = unlearn(name, thesis_mlp, task, tiny=True, n2r=0.0, mask_fraction=0.1,
+                          mask_samples=50)
     after, mask = state(out), method.mask
-    assert mask.keys() == {n for n, _ in mlp.named_parameters()}
+    assert mask.keys() == {n for n, _ in thesis_mlp.named_parameters()}
     total = sum(m.numel() for m in mask.values())
     assert sum(int(m.sum()) for m in mask.values()) == round(0.1 * total)
     for name_, m in mask.items():
@@ -142,13 +116,14 @@ def test_impair_mask_changes_only_the_most_forget_specific_weights(name, mlp, da
     assert method.timings["mask"] > 0
 
 
-def test_specific_weights_ranks_by_the_forget_to_retain_importance_ratio(mlp, dataset):
-    task = make_task(dataset)
-    mlp.eval()
-    mask = specific_weights(mlp, task, 0.05, 100, torch.Generator().manual_seed(3))
+def test_specific_weights_ranks_by_the_forget_to_retain_importance_ratio(thesis_mlp, thesis_data):
+    task = make_task(thesis_data, arch="mlp")
+    thesis_mlp.eval()
+    mask = specific_weights(thesis_mlp, task, 0.05, 100, torch.Generator().manual_seed(3))
     rows = torch.randperm(len(task.retain_y), generator=torch.Generator().manual_seed(3))[:100]
-    forget = importances(mlp, task.forget_x, task.forget_y, MASK_BATCH, task.device)
-    retain = importances(mlp, task.retain_x[rows], task.retain_y[rows], MASK_BATCH, task.device)
+    forget = importances(thesis_mlp, task.forget_x, task.forget_y, MASK_BATCH, task.device)
+    retain = importances(thesis_mlp, task.retain_x[rows], task.retain_y[rows], MASK_BATCH,
+                         task.device)
     ratio = {n: torch.where(forget[n] > 0, forget[n] / retain[n], 0.0) for n in forget}
     chosen = torch.cat([ratio[n][mask[n] == 1] for n in ratio])
     rest = torch.cat([ratio[n][mask[n] == 0] for n in ratio])
@@ -178,10 +153,10 @@ def test_thesis_presets_resolve_to_the_published_values():
         assert ga["shuffle"] is False and ga["max_steps"] == 0 and ga["stop_loss"] == 0
 
 
-def test_gefeu_labels_are_soft_and_per_sample(mlp, dataset):
-    task = make_task(dataset)
-    labels = GeFeU().targets(mlp, task)
-    expected = torch.softmax(predict(mlp, task.forget_x), 1)
+def test_gefeu_labels_are_soft_and_per_sample(thesis_mlp, thesis_data):
+    task = make_task(thesis_data, arch="mlp")
+    labels = GeFeU().targets(thesis_mlp, task)
+    expected = torch.softmax(predict(thesis_mlp, task.forget_x), 1)
     assert labels.shape == (len(task.forget_y), 10)
     torch.testing.assert_close(labels, expected)
     torch.testing.assert_close(labels.sum(1), torch.ones(len(labels)))
@@ -190,12 +165,12 @@ def test_gefeu_labels_are_soft_and_per_sample(mlp, dataset):
     # paired per sample: permuting the forget set permutes the labels
     perm = torch.randperm(len(task.forget_y), generator=torch.Generator().manual_seed(0))
     task.forget_x, task.forget_y = task.forget_x[perm], task.forget_y[perm]
-    torch.testing.assert_close(GeFeU().targets(mlp, task), expected[perm])
+    torch.testing.assert_close(GeFeU().targets(thesis_mlp, task), expected[perm])
     # GEMU uses the hard forget labels
-    assert torch.equal(GEMU().targets(mlp, task), task.forget_y)
+    assert torch.equal(GEMU().targets(thesis_mlp, task), task.forget_y)
 
 
-def test_gefeu_uses_the_original_models_labels(mlp, dataset):
+def test_gefeu_uses_the_original_models_labels(thesis_mlp, thesis_data):
     """The soft labels come from the model before unlearning and reach both noise phases."""
     seen = []
 
@@ -205,6 +180,6 @@ def test_gefeu_uses_the_original_models_labels(mlp, dataset):
             seen.append(out)
             return out
 
-    task = make_task(dataset)
-    Spy(TINY["gefeu"]).unlearn(mlp, task)
-    torch.testing.assert_close(seen[0], torch.softmax(predict(mlp, task.forget_x), 1))
+    task = make_task(thesis_data, arch="mlp")
+    Spy(TINY["gefeu"]).unlearn(thesis_mlp, task)
+    torch.testing.assert_close(seen[0], torch.softmax(predict(thesis_mlp, task.forget_x), 1))

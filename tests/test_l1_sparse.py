@@ -6,33 +6,15 @@ import copy
 
 import pytest
 import torch
-from conftest import FORGET
+from support import make_task, unlearn
 
 from unlearnlab.errors import ConfigError
-from unlearnlab.methods import UnlearnTask, create
-from unlearnlab.models import recipe_for
-from unlearnlab.training import fit, seed_everything
+from unlearnlab.methods import create
+from unlearnlab.training import fit
 
 
-def make_task(ds, forget=(FORGET,), seed: int = 0, arch: str = "mlp") -> UnlearnTask:
-    f = torch.isin(ds.train.y, torch.tensor(forget))
-    return UnlearnTask(ds.train.x[f], ds.train.y[f], ds.train.x[~f], ds.train.y[~f],
-                       ds.num_classes, recipe_for(arch), torch.device("cpu"), seed)
-
-
-@pytest.fixture
-def dataset(mlp_data):
-    return mlp_data
-
-
-def unlearn(name, model, task, **params):
-    seed_everything(task.seed)
-    method = create(name, params=params)
-    return method, method.unlearn(model, task)
-
-
-def test_l1_sparse_without_penalty_is_plain_finetuning(mlp, dataset):
-    task = make_task(dataset, seed=2)
+def test_l1_sparse_without_penalty_is_plain_finetuning(mlp, mlp_data):
+    task = make_task(mlp_data, seed=2, arch="mlp")
     _, out = unlearn("l1_sparse", mlp, task, alpha=0.0, epochs=2, batch_size=32, lr=1e-3,
                      retain_fraction=1.0)
     plain = copy.deepcopy(mlp)
@@ -41,8 +23,8 @@ def test_l1_sparse_without_penalty_is_plain_finetuning(mlp, dataset):
                                                   strict=True))
 
 
-def test_l1_sparse_penalty_shrinks_the_weights_and_decays(mlp, dataset):
-    task = make_task(dataset)
+def test_l1_sparse_penalty_shrinks_the_weights_and_decays(mlp, mlp_data):
+    task = make_task(mlp_data, arch="mlp")
     _, plain = unlearn("l1_sparse", mlp, task, alpha=0.0, epochs=2, batch_size=32)
     method, sparse = unlearn("l1_sparse", mlp, task, alpha=1e-3, epochs=2, batch_size=32)
 

@@ -8,51 +8,18 @@ import copy
 
 import pytest
 import torch
-from conftest import FORGET, TINY, same_weights
-from conftest import weights as state
+from support import make_task, same_weights, unlearn
+from support import weights as state
 
 from unlearnlab.errors import ConfigError
-from unlearnlab.methods import UnlearningMethod, UnlearnTask, create, get_method, list_methods
+from unlearnlab.methods import UnlearningMethod, create, get_method, list_methods
 from unlearnlab.methods.gefeu import GeFeU
 from unlearnlab.methods.gemu import GEMU
 from unlearnlab.methods.gradient_ascent import GradientAscent
 from unlearnlab.methods.relabel import Relabel
-from unlearnlab.models import recipe_for
-from unlearnlab.training import predict, seed_everything
+from unlearnlab.training import predict
 
 THESIS_METHODS = ("gradient_ascent", "gemu", "gefeu")
-
-
-def make_task(ds, arch: str = "cnn", seed: int = 0, forget: int = FORGET) -> UnlearnTask:
-    f = ds.train.y == forget
-    return UnlearnTask(ds.train.x[f], ds.train.y[f], ds.train.x[~f], ds.train.y[~f],
-                       ds.num_classes, recipe_for(arch), torch.device("cpu"), seed)
-
-
-def thesis_task(ds, seed: int = 0) -> UnlearnTask:
-    f = ds.train.y == FORGET
-    return UnlearnTask(ds.train.x[f], ds.train.y[f], ds.train.x[~f], ds.train.y[~f],
-                       ds.num_classes, recipe_for("mlp"), torch.device("cpu"), seed, "mnist")
-
-
-@pytest.fixture
-def dataset(cnn_data):
-    return cnn_data
-
-
-@pytest.fixture
-def thesis_mlp(thesis_trained_mlp):
-    return copy.deepcopy(thesis_trained_mlp)
-
-
-def run_method(name, model, task, seed=0, **params):
-    seed_everything(seed)
-    return create(name, params=params).unlearn(model, task)
-
-
-def run_tiny(name, model, task, **params):
-    method = create(name, params={**TINY[name], **params})
-    return method, method.unlearn(model, task)
 
 
 def test_registry():
@@ -64,10 +31,10 @@ def test_registry():
 
 
 @pytest.mark.parametrize("name", list_methods())
-def test_returns_a_new_model_and_leaves_the_input_alone(name, cnn, dataset):
+def test_returns_a_new_model_and_leaves_the_input_alone(name, cnn, cnn_data):
     before = state(cnn)
     was_training = cnn.training
-    out = run_method(name, cnn, make_task(dataset))
+    _, out = unlearn(name, cnn, make_task(cnn_data))
     assert out is not cnn
     assert isinstance(out, type(cnn))
     assert same_weights(state(cnn), before), "unlearn mutated the input model"
@@ -80,20 +47,20 @@ def test_returns_a_new_model_and_leaves_the_input_alone(name, cnn, dataset):
 
 
 @pytest.mark.parametrize("name", list_methods())
-def test_same_seed_same_weights(name, cnn, dataset):
-    a = run_method(name, copy.deepcopy(cnn), make_task(dataset, seed=5), seed=5)
-    b = run_method(name, copy.deepcopy(cnn), make_task(dataset, seed=5), seed=5)
+def test_same_seed_same_weights(name, cnn, cnn_data):
+    _, a = unlearn(name, copy.deepcopy(cnn), make_task(cnn_data, seed=5))
+    _, b = unlearn(name, copy.deepcopy(cnn), make_task(cnn_data, seed=5))
     assert same_weights(state(a), state(b))
 
 
 @pytest.mark.parametrize("name", list_methods())
-def test_different_seed_gives_a_valid_model(name, cnn, dataset):
-    a = run_method(name, copy.deepcopy(cnn), make_task(dataset, seed=0), seed=0)
-    b = run_method(name, copy.deepcopy(cnn), make_task(dataset, seed=1), seed=1)
+def test_different_seed_gives_a_valid_model(name, cnn, cnn_data):
+    _, a = unlearn(name, copy.deepcopy(cnn), make_task(cnn_data, seed=0))
+    _, b = unlearn(name, copy.deepcopy(cnn), make_task(cnn_data, seed=1))
     for model in (a, b):
         assert all(torch.isfinite(p).all() for p in model.parameters())
-        logits = predict(model, dataset.test.x)
-        assert logits.shape == (len(dataset.test), 10) and torch.isfinite(logits).all()
+        logits = predict(model, cnn_data.test.x)
+        assert logits.shape == (len(cnn_data.test), 10) and torch.isfinite(logits).all()
     if name == "relabel":  # the seed drives relabel's shuffling
         assert not same_weights(state(a), state(b))
 
@@ -134,11 +101,11 @@ def test_invalid_parameters_name_the_key(name, key, value):
 
 
 @pytest.mark.parametrize("name", ["random_label", "neggrad_plus", "scrub", "salun"])
-def test_empty_forget_set_is_a_config_error(name, cnn, dataset):
-    task = make_task(dataset)
+def test_empty_forget_set_is_a_config_error(name, cnn, cnn_data):
+    task = make_task(cnn_data)
     task.forget_x, task.forget_y = task.forget_x[:0], task.forget_y[:0]
     with pytest.raises(ConfigError, match="forget set is empty"):
-        run_method(name, cnn, task)
+        unlearn(name, cnn, task)
 
 
 @pytest.mark.parametrize("name", THESIS_METHODS)
@@ -146,7 +113,7 @@ def test_thesis_methods_leave_the_input_alone(name, thesis_mlp, thesis_data):
     thesis_mlp.train()
     before = state(thesis_mlp)
     flags = [p.requires_grad for p in thesis_mlp.parameters()]
-    _, out = run_tiny(name, thesis_mlp, thesis_task(thesis_data))
+    _, out = unlearn(name, thesis_mlp, make_task(thesis_data, arch="mlp"), tiny=True)
     assert out is not thesis_mlp
     assert same_weights(state(thesis_mlp), before)
     assert thesis_mlp.training and [p.requires_grad for p in thesis_mlp.parameters()] == flags
@@ -160,11 +127,14 @@ def test_thesis_methods_leave_the_input_alone(name, thesis_mlp, thesis_data):
 def test_thesis_methods_ignore_the_global_random_state(name, thesis_trained_mlp, thesis_data):
     # a different global RNG state must not matter: everything comes from task.seed
     torch.manual_seed(123)
-    _, a = run_tiny(name, copy.deepcopy(thesis_trained_mlp), thesis_task(thesis_data, seed=7))
+    _, a = unlearn(name, copy.deepcopy(thesis_trained_mlp),
+                   make_task(thesis_data, seed=7, arch="mlp"), tiny=True)
     torch.manual_seed(456)
-    _, b = run_tiny(name, copy.deepcopy(thesis_trained_mlp), thesis_task(thesis_data, seed=7))
+    _, b = unlearn(name, copy.deepcopy(thesis_trained_mlp),
+                   make_task(thesis_data, seed=7, arch="mlp"), tiny=True)
     assert same_weights(state(a), state(b))
-    _, c = run_tiny(name, copy.deepcopy(thesis_trained_mlp), thesis_task(thesis_data, seed=8))
+    _, c = unlearn(name, copy.deepcopy(thesis_trained_mlp),
+                   make_task(thesis_data, seed=8, arch="mlp"), tiny=True)
     if name != "gradient_ascent":  # the thesis preset of ascent is unshuffled; default shuffles
         assert not same_weights(state(a), state(c))
     for model in (a, c):
@@ -199,7 +169,7 @@ def test_thesis_methods_reject_invalid_hyperparameters(name, params):
 
 @pytest.mark.parametrize("name", THESIS_METHODS)
 def test_thesis_methods_reject_an_empty_forget_set(name, thesis_mlp, thesis_data):
-    task = thesis_task(thesis_data)
+    task = make_task(thesis_data, arch="mlp")
     task.forget_x, task.forget_y = task.forget_x[:0], task.forget_y[:0]
     with pytest.raises(ConfigError, match="forget set is empty"):
-        run_tiny(name, thesis_mlp, task)
+        unlearn(name, thesis_mlp, task, tiny=True)

@@ -5,39 +5,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import FORGET
+from support import FORGET, make_task, unlearn
 
 from unlearnlab.errors import ConfigError
-from unlearnlab.methods import UnlearnTask, create, get_method
+from unlearnlab.methods import create, get_method
 from unlearnlab.methods import random_label as random_label_module
 from unlearnlab.methods.random_label import random_other_labels
-from unlearnlab.models import recipe_for
-from unlearnlab.training import predict, seed_everything
-
-
-def make_task(ds, seed: int = 0, forget_x: torch.Tensor | None = None) -> UnlearnTask:
-    f = ds.train.y == FORGET
-    fx = ds.train.x[f] if forget_x is None else forget_x
-    return UnlearnTask(fx, ds.train.y[f][:len(fx)], ds.train.x[~f], ds.train.y[~f],
-                       ds.num_classes, recipe_for("cnn"), torch.device("cpu"), seed)
-
-
-def noise_task(ds, seed: int = 0) -> UnlearnTask:
-    """The same task with the forget images replaced by noise (same count, same labels)."""
-    f = ds.train.y == FORGET
-    gen = torch.Generator().manual_seed(99)
-    return make_task(ds, seed, torch.rand(ds.train.x[f].shape, generator=gen))
-
-
-@pytest.fixture
-def dataset(cnn_data):
-    return cnn_data
-
-
-def run(name, model, task, **params):
-    seed_everything(task.seed)
-    method = create(name, params=params)
-    return method.unlearn(model, task), method
+from unlearnlab.training import predict
 
 
 def test_random_other_labels_are_never_the_true_label_and_cover_the_others():
@@ -51,7 +25,7 @@ def test_random_other_labels_are_never_the_true_label_and_cover_the_others():
         random_other_labels(y[:3] * 0, 1, gen)
 
 
-def test_random_label_trains_on_wrong_forget_labels_mixed_with_retain(cnn, dataset,
+def test_random_label_trains_on_wrong_forget_labels_mixed_with_retain(cnn, cnn_data,
                                                                       monkeypatch):
     seen = {}
     real_fit = random_label_module.fit
@@ -61,8 +35,8 @@ def test_random_label_trains_on_wrong_forget_labels_mixed_with_retain(cnn, datas
         return real_fit(model, x, y, **kw)
 
     monkeypatch.setattr(random_label_module, "fit", spy)
-    task = make_task(dataset)
-    _, method = run("random_label", cnn, task, forget_samples=10, retain_ratio=2.5)
+    task = make_task(cnn_data)
+    method, _ = unlearn("random_label", cnn, task, forget_samples=10, retain_ratio=2.5)
     assert method.mix == {"forget": 10, "retain": 25}
     x, y = seen["x"], seen["y"]
     assert len(y) == 35
@@ -76,12 +50,12 @@ def test_random_label_trains_on_wrong_forget_labels_mixed_with_retain(cnn, datas
         assert (task.forget_x == xi).flatten(1).all(1).any()
 
 
-def test_random_label_forgets_the_class(cnn, dataset):
-    test = dataset.test
+def test_random_label_forgets_the_class(cnn, cnn_data):
+    test = cnn_data.test
     f = test.y == FORGET
     assert (predict(cnn, test.x).argmax(1)[f] == FORGET).float().mean() > 0.8
-    out, _ = run("random_label", cnn, make_task(dataset), epochs=3, batch_size=16, lr=3e-3,
-                 retain_ratio=3.0)
+    _, out = unlearn("random_label", cnn, make_task(cnn_data), epochs=3, batch_size=16, lr=3e-3,
+                     retain_ratio=3.0)
     after = predict(out, test.x).argmax(1)
     assert (after[f] == FORGET).float().mean() < 0.3
     assert (after[~f] == test.y[~f]).float().mean() > 0.8

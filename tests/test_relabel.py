@@ -7,30 +7,13 @@ import math
 
 import pytest
 import torch
-from conftest import FORGET
-from conftest import weights as state
+from support import FORGET, make_task, unlearn
+from support import weights as state
 
 from unlearnlab.errors import ConfigError
-from unlearnlab.methods import UnlearnTask, create
 from unlearnlab.methods.relabel import Relabel
-from unlearnlab.models import create_model, recipe_for
+from unlearnlab.models import create_model
 from unlearnlab.training import fit, predict, seed_everything
-
-
-def make_task(ds, arch: str = "cnn", seed: int = 0, forget: int = FORGET) -> UnlearnTask:
-    f = ds.train.y == forget
-    return UnlearnTask(ds.train.x[f], ds.train.y[f], ds.train.x[~f], ds.train.y[~f],
-                       ds.num_classes, recipe_for(arch), torch.device("cpu"), seed)
-
-
-@pytest.fixture
-def dataset(cnn_data):
-    return cnn_data
-
-
-def run_method(name, model, task, seed=0, **params):
-    seed_everything(seed)
-    return create(name, params=params).unlearn(model, task)
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +25,12 @@ def trained_mlp_a(cnn_data):
     return model
 
 
-def test_relabel_forgets_the_class_and_keeps_the_rest(cnn, dataset):
-    test = dataset.test
+def test_relabel_forgets_the_class_and_keeps_the_rest(cnn, cnn_data):
+    test = cnn_data.test
     before = predict(cnn, test.x).argmax(1)
     f = test.y == FORGET
     assert (before[f] == FORGET).float().mean() > 0.8, "the original should know the class"
-    out = run_method("relabel", cnn, make_task(dataset), target=3, epochs=3, batch_size=16,
+    _, out = unlearn("relabel", cnn, make_task(cnn_data), target=3, epochs=3, batch_size=16,
                      lr=5e-3)
     after = predict(out, test.x).argmax(1)
     assert (after[f] == FORGET).float().mean() < 0.2
@@ -55,20 +38,20 @@ def test_relabel_forgets_the_class_and_keeps_the_rest(cnn, dataset):
     assert (after[~f] == test.y[~f]).float().mean() > 0.8
 
 
-def test_relabel_freezes_the_named_layers(cnn, dataset):
+def test_relabel_freezes_the_named_layers(cnn, cnn_data):
     before = state(cnn)
-    out = run_method("relabel", cnn, make_task(dataset), freeze=["fc1", "conv2"])
+    _, out = unlearn("relabel", cnn, make_task(cnn_data), freeze=["fc1", "conv2"])
     after = state(out)
     for key in before:
         frozen = key.startswith(("fc1.", "conv2.", "norm."))
         assert torch.equal(after[key], before[key]) == frozen, key
 
 
-def test_relabel_default_freezes_fc1_and_fc2(cnn, dataset):
+def test_relabel_default_freezes_fc1_and_fc2(cnn, cnn_data):
     before = state(cnn)
     method = Relabel()
     seed_everything(0)
-    out = method.unlearn(cnn, make_task(dataset))
+    out = method.unlearn(cnn, make_task(cnn_data))
     after = state(out)
     for key in ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"):
         assert torch.equal(after[key], before[key]), key
@@ -84,28 +67,28 @@ def test_relabel_params_merge_defaults():
 
 
 @pytest.mark.parametrize("target", [-1, 10, 12])
-def test_relabel_target_not_a_class(cnn, dataset, target):
+def test_relabel_target_not_a_class(cnn, cnn_data, target):
     with pytest.raises(ConfigError, match=f"target {target} is not a class 0-9"):
-        run_method("relabel", cnn, make_task(dataset), target=target)
+        unlearn("relabel", cnn, make_task(cnn_data), target=target)
 
 
-def test_relabel_target_is_the_forgotten_class(cnn, dataset):
+def test_relabel_target_is_the_forgotten_class(cnn, cnn_data):
     with pytest.raises(ConfigError, match=f"target {FORGET} is the forgotten class"):
-        run_method("relabel", cnn, make_task(dataset), target=FORGET)
+        unlearn("relabel", cnn, make_task(cnn_data), target=FORGET)
 
 
-def test_relabel_unknown_layer(cnn, dataset):
+def test_relabel_unknown_layer(cnn, cnn_data):
     with pytest.raises(ConfigError, match="no layer 'fc9'.*conv1, conv2, fc1, fc2, fc3"):
-        run_method("relabel", cnn, make_task(dataset), freeze=["fc1", "fc9"])
+        unlearn("relabel", cnn, make_task(cnn_data), freeze=["fc1", "fc9"])
 
 
-def test_relabel_freezing_everything_is_a_config_error(trained_mlp_a, dataset):
+def test_relabel_freezing_everything_is_a_config_error(trained_mlp_a, cnn_data):
     """The MLP has only fc1 and fc2, so relabel's default freeze leaves nothing to train
     (the default configuration of feature forgetting on MNIST / Fashion-MNIST)."""
     mlp = copy.deepcopy(trained_mlp_a)
     with pytest.raises(ConfigError, match="leaves no trainable parameter"):
-        run_method("relabel", mlp, make_task(dataset, arch="mlp"))
-    out = run_method("relabel", mlp, make_task(dataset, arch="mlp"), freeze=["fc1"])
+        unlearn("relabel", mlp, make_task(cnn_data, arch="mlp"))
+    _, out = unlearn("relabel", mlp, make_task(cnn_data, arch="mlp"), freeze=["fc1"])
     assert torch.equal(out.fc1.weight, mlp.fc1.weight)
     assert not torch.equal(out.fc2.weight, mlp.fc2.weight)
 

@@ -2,44 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
-from conftest import FORGET
-from conftest import weights as state
+from support import make_task, unlearn
+from support import weights as state
 
-from unlearnlab.methods import UnlearnTask, create
 from unlearnlab.methods.salun import saliency_mask
-from unlearnlab.models import recipe_for
-from unlearnlab.training import seed_everything
 
 
-def make_task(ds, seed: int = 0, forget_x: torch.Tensor | None = None) -> UnlearnTask:
-    f = ds.train.y == FORGET
-    fx = ds.train.x[f] if forget_x is None else forget_x
-    return UnlearnTask(fx, ds.train.y[f][:len(fx)], ds.train.x[~f], ds.train.y[~f],
-                       ds.num_classes, recipe_for("cnn"), torch.device("cpu"), seed)
-
-
-def noise_task(ds, seed: int = 0) -> UnlearnTask:
-    """The same task with the forget images replaced by noise (same count, same labels)."""
-    f = ds.train.y == FORGET
-    gen = torch.Generator().manual_seed(99)
-    return make_task(ds, seed, torch.rand(ds.train.x[f].shape, generator=gen))
-
-
-@pytest.fixture
-def dataset(cnn_data):
-    return cnn_data
-
-
-def run(name, model, task, **params):
-    seed_everything(task.seed)
-    method = create(name, params=params)
-    return method.unlearn(model, task), method
-
-
-def test_saliency_mask_keeps_the_top_fraction(cnn, dataset):
-    task = make_task(dataset)
+def test_saliency_mask_keeps_the_top_fraction(cnn, cnn_data):
+    task = make_task(cnn_data)
     masks = saliency_mask(cnn, task.forget_x, task.forget_y, 0.1, batch_size=7)
     total = sum(q.numel() for q in cnn.parameters())
     kept = sum(int(m.sum()) for m in masks.values())
@@ -54,10 +25,10 @@ def test_saliency_mask_keeps_the_top_fraction(cnn, dataset):
     assert lowest_kept >= highest_dropped * (1 - 1e-4)
 
 
-def test_salun_updates_only_the_masked_weights(cnn, dataset):
+def test_salun_updates_only_the_masked_weights(cnn, cnn_data):
     before = state(cnn)
-    out, method = run("salun", cnn, make_task(dataset), mask_fraction=0.2, epochs=2,
-                      batch_size=16)
+    method, out = unlearn("salun", cnn, make_task(cnn_data), mask_fraction=0.2, epochs=2,
+                          batch_size=16)
     after = dict(out.named_parameters())
     changed = 0
     for name, mask in method.mask.items():
@@ -68,9 +39,9 @@ def test_salun_updates_only_the_masked_weights(cnn, dataset):
     assert not any(q._backward_hooks for q in out.parameters()), "gradient hooks left behind"
 
 
-def test_salun_full_mask_changes_more_weights(cnn, dataset):
+def test_salun_full_mask_changes_more_weights(cnn, cnn_data):
     before = state(cnn)
-    out, _ = run("salun", cnn, make_task(dataset), mask_fraction=1.0)
+    _, out = unlearn("salun", cnn, make_task(cnn_data), mask_fraction=1.0)
     moved = sum(int((q.detach() != before[n]).sum()) for n, q in out.named_parameters())
     total = sum(q.numel() for q in out.parameters())
     assert moved > 0.6 * total

@@ -4,40 +4,12 @@ from __future__ import annotations
 
 import copy
 
-import pytest
 import torch
-from conftest import FORGET, same_weights
-from conftest import weights as state
+from support import make_task, noise_task, same_weights, unlearn
+from support import weights as state
 
-from unlearnlab.methods import UnlearnTask, create
 from unlearnlab.methods.scrub import distill_kl
-from unlearnlab.models import recipe_for
-from unlearnlab.training import predict, seed_everything
-
-
-def make_task(ds, seed: int = 0, forget_x: torch.Tensor | None = None) -> UnlearnTask:
-    f = ds.train.y == FORGET
-    fx = ds.train.x[f] if forget_x is None else forget_x
-    return UnlearnTask(fx, ds.train.y[f][:len(fx)], ds.train.x[~f], ds.train.y[~f],
-                       ds.num_classes, recipe_for("cnn"), torch.device("cpu"), seed)
-
-
-def noise_task(ds, seed: int = 0) -> UnlearnTask:
-    """The same task with the forget images replaced by noise (same count, same labels)."""
-    f = ds.train.y == FORGET
-    gen = torch.Generator().manual_seed(99)
-    return make_task(ds, seed, torch.rand(ds.train.x[f].shape, generator=gen))
-
-
-@pytest.fixture
-def dataset(cnn_data):
-    return cnn_data
-
-
-def run(name, model, task, **params):
-    seed_everything(task.seed)
-    method = create(name, params=params)
-    return method.unlearn(model, task), method
+from unlearnlab.training import predict
 
 
 def test_distill_kl_is_zero_for_equal_logits_and_matches_the_formula():
@@ -49,9 +21,9 @@ def test_distill_kl_is_zero_for_equal_logits_and_matches_the_formula():
     assert torch.allclose(distill_kl(s, t, 2.0), manual, atol=1e-6)
 
 
-def test_scrub_teacher_is_the_frozen_original(cnn, dataset):
+def test_scrub_teacher_is_the_frozen_original(cnn, cnn_data):
     before = state(cnn)
-    out, method = run("scrub", cnn, make_task(dataset), epochs=2, msteps=2)
+    method, out = unlearn("scrub", cnn, make_task(cnn_data), epochs=2, msteps=2)
     assert same_weights(state(method.teacher), before)
     assert not method.teacher.training
     assert not any(q.requires_grad for q in method.teacher.parameters())
@@ -60,19 +32,19 @@ def test_scrub_teacher_is_the_frozen_original(cnn, dataset):
     assert [h["phase"] for h in method.history] == ["max", "min", "max", "min"]
 
 
-def test_scrub_without_max_steps_ignores_the_forget_set(cnn, dataset):
-    a, _ = run("scrub", copy.deepcopy(cnn), make_task(dataset), msteps=0)
-    b, _ = run("scrub", copy.deepcopy(cnn), noise_task(dataset), msteps=0)
+def test_scrub_without_max_steps_ignores_the_forget_set(cnn, cnn_data):
+    _, a = unlearn("scrub", copy.deepcopy(cnn), make_task(cnn_data), msteps=0)
+    _, b = unlearn("scrub", copy.deepcopy(cnn), noise_task(cnn_data), msteps=0)
     assert same_weights(state(a), state(b))
-    c, _ = run("scrub", copy.deepcopy(cnn), make_task(dataset), msteps=1)
-    d, _ = run("scrub", copy.deepcopy(cnn), noise_task(dataset), msteps=1)
+    _, c = unlearn("scrub", copy.deepcopy(cnn), make_task(cnn_data), msteps=1)
+    _, d = unlearn("scrub", copy.deepcopy(cnn), noise_task(cnn_data), msteps=1)
     assert not same_weights(state(c), state(d))
 
 
-def test_scrub_max_step_moves_the_student_away_on_the_forget_set(cnn, dataset):
-    task = make_task(dataset)
-    out, method = run("scrub", cnn, task, epochs=1, msteps=1, alpha=0.0, gamma=0.0,
-                      forget_batch=8, lr=1e-3, temperature=1.0)
+def test_scrub_max_step_moves_the_student_away_on_the_forget_set(cnn, cnn_data):
+    task = make_task(cnn_data)
+    method, out = unlearn("scrub", cnn, task, epochs=1, msteps=1, alpha=0.0, gamma=0.0,
+                          forget_batch=8, lr=1e-3, temperature=1.0)
     assert method.history[0]["phase"] == "max"
     with torch.no_grad():
         kl = distill_kl(predict(out, task.forget_x), predict(cnn, task.forget_x), 1.0)

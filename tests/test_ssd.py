@@ -4,34 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import FORGET
+from support import FORGET, make_task, unlearn
 
 from unlearnlab.errors import ConfigError
-from unlearnlab.methods import UnlearnTask, create
-from unlearnlab.models import recipe_for
-from unlearnlab.training import predict, seed_everything
+from unlearnlab.methods import create
+from unlearnlab.training import predict
 
 
-def make_task(ds, forget=(FORGET,), seed: int = 0, arch: str = "mlp") -> UnlearnTask:
-    f = torch.isin(ds.train.y, torch.tensor(forget))
-    return UnlearnTask(ds.train.x[f], ds.train.y[f], ds.train.x[~f], ds.train.y[~f],
-                       ds.num_classes, recipe_for(arch), torch.device("cpu"), seed)
-
-
-@pytest.fixture
-def dataset(mlp_data):
-    return mlp_data
-
-
-def unlearn(name, model, task, **params):
-    seed_everything(task.seed)
-    method = create(name, params=params)
-    return method, method.unlearn(model, task)
-
-
-def test_ssd_only_shrinks_selected_weights(mlp, dataset):
+def test_ssd_only_shrinks_selected_weights(mlp, mlp_data):
     before = dict(mlp.named_parameters())
-    method, out = unlearn("ssd", mlp, make_task(dataset), selection_weighting=2.0,
+    method, out = unlearn("ssd", mlp, make_task(mlp_data, arch="mlp"), selection_weighting=2.0,
                           dampening_constant=1.0)
     assert set(method.selected) == set(before)
     for name, new in out.named_parameters():
@@ -46,18 +28,18 @@ def test_ssd_only_shrinks_selected_weights(mlp, dataset):
     assert 0 < total < sum(q.numel() for q in before.values())
 
 
-def test_ssd_is_a_no_op_when_nothing_is_selected(mlp, dataset):
-    method, out = unlearn("ssd", mlp, make_task(dataset), selection_weighting=1e30)
+def test_ssd_is_a_no_op_when_nothing_is_selected(mlp, mlp_data):
+    method, out = unlearn("ssd", mlp, make_task(mlp_data, arch="mlp"), selection_weighting=1e30)
     assert all(torch.equal(a, b) for a, b in zip(out.parameters(), mlp.parameters(),
                                                   strict=True))
     assert method.history[0]["selected"] == 0
 
 
-def test_ssd_dampening_lowers_the_forget_class_confidence(mlp, dataset):
-    test, f = dataset.test, dataset.test.y == FORGET
+def test_ssd_dampening_lowers_the_forget_class_confidence(mlp, mlp_data):
+    test, f = mlp_data.test, mlp_data.test.y == FORGET
 
     def confidence(**params):  # mean probability of the forgotten class on its test images
-        _, out = unlearn("ssd", mlp, make_task(dataset), **params)
+        _, out = unlearn("ssd", mlp, make_task(mlp_data, arch="mlp"), **params)
         return predict(out, test.x[f]).softmax(1)[:, FORGET].mean().item()
 
     untouched = confidence(selection_weighting=1e30)

@@ -4,33 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import FORGET
+from support import make_task, unlearn
 
 from unlearnlab.errors import ConfigError
-from unlearnlab.methods import UnlearnTask, create
-from unlearnlab.models import recipe_for
-from unlearnlab.training import seed_everything
+from unlearnlab.methods import create
 
 
-def make_task(ds, forget=(FORGET,), seed: int = 0, arch: str = "mlp") -> UnlearnTask:
-    f = torch.isin(ds.train.y, torch.tensor(forget))
-    return UnlearnTask(ds.train.x[f], ds.train.y[f], ds.train.x[~f], ds.train.y[~f],
-                       ds.num_classes, recipe_for(arch), torch.device("cpu"), seed)
-
-
-@pytest.fixture
-def dataset(mlp_data):
-    return mlp_data
-
-
-def unlearn(name, model, task, **params):
-    seed_everything(task.seed)
-    method = create(name, params=params)
-    return method, method.unlearn(model, task)
-
-
-def test_unsir_learns_one_noise_tensor_per_forgotten_class(mlp, dataset):
-    task = make_task(dataset, forget=(2, 6))
+def test_unsir_learns_one_noise_tensor_per_forgotten_class(mlp, mlp_data):
+    task = make_task(mlp_data, forget=(2, 6), arch="mlp")
     method, out = unlearn("unsir", mlp, task, noise_batch=8, noise_copies=3, noise_steps=3)
     assert sorted(method.noise) == [2, 6]
     for noise in method.noise.values():
@@ -48,7 +29,7 @@ def test_unsir_learns_one_noise_tensor_per_forgotten_class(mlp, dataset):
         assert ce > 1.0
 
 
-def test_unsir_labels_each_noise_with_its_own_class(mlp, dataset, monkeypatch):
+def test_unsir_labels_each_noise_with_its_own_class(mlp, mlp_data, monkeypatch):
     """The reference notebook labelled all noise 0; every copy of N_k must carry label k."""
     import unlearnlab.methods.unsir as unsir
 
@@ -59,7 +40,7 @@ def test_unsir_labels_each_noise_with_its_own_class(mlp, dataset, monkeypatch):
         return {"phase": kw["desc"], "loss": 0.0, "acc": 0.0, "samples": len(x)}
 
     monkeypatch.setattr(unsir, "train_epoch", spy)
-    task = make_task(dataset, forget=(2, 6))
+    task = make_task(mlp_data, forget=(2, 6), arch="mlp")
     method, _ = unlearn("unsir", mlp, task, noise_batch=4, noise_copies=2, noise_steps=1)
     x, y, desc = seen[0]
     assert desc == "unsir impair"

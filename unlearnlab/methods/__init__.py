@@ -9,7 +9,7 @@ docs/extending.md, "Add a method".
 from __future__ import annotations
 
 from .base import UnlearningMethod, UnlearnTask
-from .params import coerce_params, parse_set_options
+from .params import Range, coerce_params, parse_set_options
 from .registry import (
     create,
     get_method,
@@ -18,7 +18,7 @@ from .registry import (
     register_method,
 )
 
-__all__ = ["UnlearnTask", "UnlearningMethod", "coerce_params", "create", "get_method",
+__all__ = ["Range", "UnlearnTask", "UnlearningMethod", "coerce_params", "create", "get_method",
            "list_methods", "load_method_class", "parse_set_options", "register_method"]
 
 # One explicit import per method registers it: seed A's relabel, the thesis's gradient ascent,

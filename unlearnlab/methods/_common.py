@@ -6,7 +6,8 @@
 - ``Timer``, ``frozen``, ``train_epoch``: phase timing, temporarily fixed parameters, one epoch
   of ``training.fit`` on the method's random stream;
 - ``sample_rows``: a uniform sample without repeats;
-- ``check_finite``, ``check_count``, ``check_ratio``, ``check_weight``: shared checks;
+- ``check_finite``: the divergence check after training (parameter ranges are
+  declared in each class's ``ranges``, see ``params``);
 - ``importances``, ``top_fraction``, ``masked_gradients``: SSD's importances (Foster et al.,
   AAAI 2024) and SalUn's weight masks (Fan et al., ICLR 2024), also used by GEMU's impair mask.
 """
@@ -14,7 +15,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Iterable
 
@@ -104,26 +104,6 @@ def check_finite(net: nn.Module, name: str, lr: float) -> None:
     """Raise ``DivergenceError`` when a weight of ``net`` is non-finite."""
     if not all(torch.isfinite(q).all() for q in net.parameters()):
         raise DivergenceError(f"{name}: a weight became non-finite; lower lr (now {lr})")
-
-
-def check_count(name: str, key: str, value) -> None:
-    """A sample count: an integer >= 0 (0 = no cap)."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ConfigError(f"{name}: {key} must be an integer >= 0 (0 = all), got {value}")
-
-
-def check_ratio(name: str, value) -> None:
-    """A retain-to-forget ratio: a finite number >= 0."""
-    if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{name}: retain_ratio must be a number >= 0, got {value}")
-
-
-def check_weight(name: str, key: str, value, upper: float | None = None) -> None:
-    """A finite number >= 0 (and <= ``upper`` when given)."""
-    ok = isinstance(value, int | float) and math.isfinite(value) and value >= 0
-    if not ok or (upper is not None and value > upper):
-        bound = f"in [0, {upper:g}]" if upper is not None else ">= 0"
-        raise ConfigError(f"{name}: {key} must be a number {bound}, got {value}")
 
 
 # ------------------------------------------------------------------ importances and masks

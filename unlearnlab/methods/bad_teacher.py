@@ -33,15 +33,14 @@ Lab notes and deviations from the reference code (vikram2000b/bad-teaching-unlea
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 from torch import nn
 
-from ..errors import ConfigError, DivergenceError
 from ..training import fit, predict
-from ._common import Timer, begin
+from ._common import Timer, begin, check_finite
 from .base import UnlearningMethod, UnlearnTask
+from .params import FRACTION, POSITIVE
 from .registry import register_method
 
 
@@ -75,6 +74,7 @@ class BadTeacher(UnlearningMethod):
     # retain accuracy here) and lr 1e-3 (the reference's 1e-4 leaves the class at 26 %).
     defaults = {"epochs": 1, "lr": 1e-3, "batch_size": 256, "temperature": 1.0,
                 "retain_fraction": 0.05}
+    ranges = {"temperature": POSITIVE, "retain_fraction": FRACTION}
     # The generic defaults above are the CNN class values; "mlp" holds the class-forgetting MLP
     # values, and every feature entry overrides all keys it sets. The forget accuracy is steep
     # in lr on feature subsets (docs/tuning-notes.md#bad_teacher).
@@ -85,17 +85,6 @@ class BadTeacher(UnlearningMethod):
         # retain costs 2-4 points here
         "cmnist:feature": {"lr": 6e-4, "retain_fraction": 0.1},
     }
-
-    def check_params(self) -> None:
-        p = self.params  # epochs, batch_size and lr are checked by the base class
-        if not (isinstance(p["temperature"], int | float) and math.isfinite(p["temperature"])
-                and p["temperature"] > 0):
-            raise ConfigError(f"{self.name}: temperature must be a positive number, got "
-                              f"{p['temperature']}")
-        if not (isinstance(p["retain_fraction"], int | float)
-                and 0 <= p["retain_fraction"] <= 1):
-            raise ConfigError(f"{self.name}: retain_fraction must be in [0, 1], got "
-                              f"{p['retain_fraction']}; e.g. --set retain_fraction=0.3")
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         p = self.params
@@ -119,7 +108,5 @@ class BadTeacher(UnlearningMethod):
                           lr=p["lr"], seed=gen, device=device, desc=self.name)
         self.history = [{**entry, "kl": entry["loss"] - entropy, "samples": len(x)}
                         for entry in history]
-        if not all(torch.isfinite(q).all() for q in student.parameters()):
-            raise DivergenceError(f"{self.name}: a weight became non-finite; lower lr (now "
-                                  f"{p['lr']})")
+        check_finite(student, self.name, p["lr"])
         return student.eval()

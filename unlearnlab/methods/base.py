@@ -20,7 +20,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..training import Recipe
-from .params import check_ranges, check_types
+from .params import Range, check_ranges, check_types
 from .presets import TUNED
 
 
@@ -46,16 +46,22 @@ class UnlearnTask:
 class UnlearningMethod:
     """Base class: hyperparameters stored and validated in ``__init__``, work in ``unlearn``.
 
-    A subclass sets ``name`` and ``defaults``, implements ``unlearn(model, task)`` and, for
-    checks beyond the shared conventions, ``check_params``; it never needs ``__init__``. Build
-    one with ``unlearnlab.methods.create`` (presets, the lab's refinements, the tuned file) or
-    directly with ``Method(params, preset)`` (``params`` on top of the generic ``defaults``).
+    A subclass sets ``name``, ``defaults`` and ``ranges``, implements ``unlearn(model, task)``
+    and, for checks that relate parameters to each other, ``check_params``; it never needs
+    ``__init__``. Build one with ``unlearnlab.methods.create`` (presets, the lab's
+    refinements, the tuned file) or directly with ``Method(params, preset)`` (``params`` on top
+    of the generic ``defaults``).
     """
 
     name: ClassVar[str]
     # Every hyperparameter and its generic default; the default's type is the parameter's type
     # (bool, int, float, str or list of str; a float parameter also accepts an int).
     defaults: ClassVar[dict[str, Any]] = {}
+    # The range of each numeric parameter whose name implies none or another one
+    # (``params.convention_range``), e.g. {"retain_fraction": Range(0, 1, "(]")} (a plain
+    # tuple in ``Range``'s field order works too); every size-like parameter gets an upper
+    # bound. Checked on construction.
+    ranges: ClassVar[dict[str, Range]] = {}
     # Refinements of ``defaults`` (the lab's tuned values), applied from the most general to
     # the most specific key: the scenario kind ("class" or "feature"), the architecture
     # (e.g. "mlp"), the dataset name, then "<dataset>:<kind>" (e.g. "mnist:feature").
@@ -74,14 +80,14 @@ class UnlearningMethod:
         self.preset = preset
         self.params = {**self.defaults, **params}
         check_types(type(self), self.params)
-        check_ranges(self.name, self.params)
+        check_ranges(type(self), self.params)
         self.check_params()
         self.history: list[dict] = []
         self.timings: dict[str, float] = {}  # seconds per phase, filled by unlearn()
 
     def check_params(self) -> None:
-        """Checks of ``self.params`` beyond their types and the shared conventions (``*epochs``
-        and ``*batch*`` integers >= 1, ``*lr`` finite and > 0); raise ``ConfigError``."""
+        """Checks of ``self.params`` beyond their types and ranges (``ranges`` and the naming
+        conventions of ``params.convention_range``); raise ``ConfigError``."""
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         """Return an unlearned copy of ``model``."""

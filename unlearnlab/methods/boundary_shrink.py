@@ -32,10 +32,11 @@ import math
 import torch
 from torch import nn
 
-from ..errors import ConfigError, DivergenceError
+from ..errors import ConfigError
 from ..training import fit
-from ._common import Timer, begin, frozen
+from ._common import Timer, begin, check_finite, frozen
 from .base import UnlearningMethod, UnlearnTask
+from .params import POSITIVE
 from .registry import register_method
 
 
@@ -66,6 +67,7 @@ def neighbour_labels(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bound: 
 class BoundaryShrink(UnlearningMethod):
     name = "boundary_shrink"
     defaults = {"bound": 0.1, "epochs": 1, "lr": 1e-4, "batch_size": 64}
+    ranges = {"bound": POSITIVE}
     # The generic defaults above are the CNN class values; "mlp" holds the class-forgetting MLP
     # value, and every feature entry overrides it. The forget rate is steep in lr on feature
     # subsets (every sample is pushed across) and seed-sensitive on cmnist
@@ -76,13 +78,6 @@ class BoundaryShrink(UnlearningMethod):
         "fashion_mnist:feature": {"lr": 1e-4},
         "cmnist:feature": {"lr": 4e-4},
     }
-
-    def check_params(self) -> None:
-        p = self.params  # epochs, batch_size and lr are checked by the base class
-        if not (isinstance(p["bound"], int | float) and math.isfinite(p["bound"])
-                and p["bound"] > 0):
-            raise ConfigError(f"{self.name}: bound must be a positive number, got {p['bound']}; "
-                              "e.g. --set bound=0.1")
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         p = self.params
@@ -96,7 +91,5 @@ class BoundaryShrink(UnlearningMethod):
             self.history = fit(net, task.forget_x, self.labels, epochs=p["epochs"],
                                batch_size=p["batch_size"], lr=p["lr"], seed=task.seed,
                                device=task.device, desc=self.name)
-        if not all(torch.isfinite(q).all() for q in net.parameters()):
-            raise DivergenceError(f"{self.name}: a weight became non-finite; lower lr (now "
-                                  f"{p['lr']})")
+        check_finite(net, self.name, p["lr"])
         return net.eval()

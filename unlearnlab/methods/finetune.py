@@ -18,8 +18,9 @@ from __future__ import annotations
 from torch import nn
 
 from ..training import fit
-from ._common import Timer, begin, check_count, check_finite, sample_rows
+from ._common import Timer, begin, check_finite, sample_rows
 from .base import UnlearningMethod, UnlearnTask
+from .params import SAMPLE_COUNT
 from .registry import register_method
 
 
@@ -28,12 +29,10 @@ class Finetune(UnlearningMethod):
     name = "finetune"
     # Lab defaults: one epoch over 4,000 retain samples at a high lr (forgetting needs it).
     defaults = {"epochs": 1, "lr": 1e-2, "batch_size": 128, "retain_samples": 4000}
+    ranges = {"retain_samples": SAMPLE_COUNT}
     # The generic defaults on every scenario: a lower lr only forgets less (see
     # docs/tuning-notes.md#finetune).
     dataset_defaults = {}
-
-    def check_params(self) -> None:
-        check_count(self.name, "retain_samples", self.params["retain_samples"])
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         p = self.params

@@ -46,7 +46,7 @@ import math
 import torch
 from torch import nn
 
-from ..errors import ConfigError, DivergenceError
+from ..errors import DivergenceError
 from ..training import adam
 from ._common import (
     Timer,
@@ -59,6 +59,7 @@ from ._common import (
 )
 from .base import UnlearningMethod, UnlearnTask
 from .noise_generator import NoiseGenerator, soft_cross_entropy
+from .params import MAX_LAYERS, MAX_SAMPLES, MAX_WIDTH, NON_NEGATIVE, Range
 from .registry import register_method
 
 # Thesis Table 4 / the code's defaults (= Optuna best trial #53, rounded), seed notes D3.
@@ -129,6 +130,10 @@ class GEMU(UnlearningMethod):
                 "repair_lr": 5e-4, "impair_batch": 512, "repair_batch": 256, "bounded": True,
                 "impair_freeze_conv": False, "repair_freeze_conv": False, "repair_n2r": 0.0,
                 "mask_fraction": 0.0, "mask_samples": 8192}
+    ranges = {"n_layers": Range(1, MAX_LAYERS), "hidden": Range(1, MAX_WIDTH),
+              "noise_dim": Range(1, MAX_WIDTH), "n2r": NON_NEGATIVE, "lam": NON_NEGATIVE,
+              "repair_n2r": NON_NEGATIVE, "mask_fraction": Range(0, 1, note="0 = no mask"),
+              "mask_samples": Range(1, MAX_SAMPLES)}
     dataset_defaults = LAB_TUNED
     presets = {"thesis": dict(GEMU_THESIS)}
 
@@ -154,20 +159,6 @@ class GEMU(UnlearningMethod):
                 "repair_batch": trial.suggest_categorical("repair_batch", [32, 64, 128, 256]),
                 "mask_fraction": trial.suggest_categorical("mask_fraction",
                                                            [0.0, 0.2, 0.35, 0.5])}
-
-    def check_params(self) -> None:
-        p = self.params  # epochs, *_batch and *_lr are checked by the base class
-        for key in ("n_layers", "hidden", "noise_dim"):
-            if p[key] < 1:
-                raise ConfigError(f"{self.name}: {key} must be >= 1, got {p[key]}")
-        for key in ("n2r", "lam", "repair_n2r"):
-            if not math.isfinite(p[key]) or p[key] < 0:
-                raise ConfigError(f"{self.name}: {key} must be a number >= 0, got {p[key]}")
-        if not 0 <= p["mask_fraction"] <= 1:
-            raise ConfigError(f"{self.name}: mask_fraction must be in [0, 1] (0 = no mask), got "
-                              f"{p['mask_fraction']}")
-        if p["mask_samples"] < 1:
-            raise ConfigError(f"{self.name}: mask_samples must be >= 1, got {p['mask_samples']}")
 
     # ---------------------------------------------------------------------- overridable step
 

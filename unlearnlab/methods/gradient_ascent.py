@@ -25,10 +25,11 @@ import math
 import torch
 from torch import nn
 
-from ..errors import ConfigError, DivergenceError
+from ..errors import DivergenceError
 from ..training import adam
 from ._common import Timer, begin
 from .base import UnlearningMethod, UnlearnTask
+from .params import MAX_STEPS, Range
 from .registry import register_method
 
 
@@ -38,6 +39,8 @@ class GradientAscent(UnlearningMethod):
     # Lab defaults: small steps, stopped early by the forget loss (``epochs`` is only a cap).
     defaults = {"lr": 3e-5, "epochs": 20, "batch_size": 64, "shuffle": True, "max_steps": 0,
                 "stop_loss": 0.6}
+    ranges = {"max_steps": Range(0, MAX_STEPS, note="0 = no cap"),
+              "stop_loss": Range(0, note="0 = never")}
     # Tuned by hand against the retrained model's forget accuracy: the stopping loss per
     # dataset (measurements: docs/tuning-notes.md#gradient_ascent).
     dataset_defaults = {
@@ -62,14 +65,6 @@ class GradientAscent(UnlearningMethod):
         return {"lr": trial.suggest_float("lr", 1e-6, 1e-3, log=True),
                 "stop_loss": trial.suggest_float("stop_loss", 0.1, 5.0, log=True),
                 "batch_size": trial.suggest_categorical("batch_size", [8, 16, 32, 64, 128])}
-
-    def check_params(self) -> None:
-        p = self.params  # epochs, batch_size and lr are checked by the base class
-        if p["max_steps"] < 0:
-            raise ConfigError(f"{self.name}: max_steps must be >= 0, got {p['max_steps']}")
-        if not math.isfinite(p["stop_loss"]) or p["stop_loss"] < 0:
-            raise ConfigError(f"{self.name}: stop_loss must be a number >= 0, got "
-                              f"{p['stop_loss']}")
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         p = self.params

@@ -36,8 +36,9 @@ from torch import nn
 
 from ..errors import ConfigError, DivergenceError
 from ..training import adam
-from ._common import Timer, begin
+from ._common import Timer, begin, check_finite
 from .base import UnlearningMethod, UnlearnTask
+from .params import NON_NEGATIVE, Range
 from .registry import register_method
 
 
@@ -47,6 +48,7 @@ class L1Sparse(UnlearningMethod):
     # Lab defaults: one epoch over a 20 % retain sample (about 1/15 of a CNN retraining).
     defaults = {"epochs": 1, "lr": 1e-3, "batch_size": 128, "alpha": 2e-3,
                 "retain_fraction": 0.2}
+    ranges = {"alpha": NON_NEGATIVE, "retain_fraction": Range(0, 1, "(]")}
     # The generic defaults above are the CNN class values; "mlp" holds the class-forgetting MLP
     # values (on the MLP the lr does the work: a larger alpha forgets less), and every feature
     # entry overrides all keys it sets. Fine-tuning on the retain set under-forgets the cmnist
@@ -57,16 +59,6 @@ class L1Sparse(UnlearningMethod):
         "fashion_mnist:feature": {"lr": 3e-3, "alpha": 2e-3, "retain_fraction": 0.2},
         "cmnist:feature": {"lr": 2e-3, "epochs": 2},
     }
-
-    def check_params(self) -> None:
-        p = self.params  # epochs, batch_size and lr are checked by the base class
-        if not (isinstance(p["alpha"], int | float) and math.isfinite(p["alpha"])
-                and p["alpha"] >= 0):
-            raise ConfigError(f"{self.name}: alpha must be a number >= 0, got {p['alpha']}")
-        if not (isinstance(p["retain_fraction"], int | float)
-                and 0 < p["retain_fraction"] <= 1):
-            raise ConfigError(f"{self.name}: retain_fraction must be in (0, 1], got "
-                              f"{p['retain_fraction']}; e.g. --set retain_fraction=0.25")
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         p = self.params
@@ -113,7 +105,5 @@ class L1Sparse(UnlearningMethod):
                 self.history.append({"epoch": epoch, "loss": ce_mean / n,
                                      "l1_penalty": penalty_mean / n, "acc": correct / n,
                                      "alpha_end": p["alpha"] * (1 - step / steps)})
-        if not all(torch.isfinite(q).all() for q in net.parameters()):
-            raise DivergenceError(f"{self.name}: a weight became non-finite; lower lr (now "
-                                  f"{p['lr']})")
+        check_finite(net, self.name, p["lr"])
         return net.eval()

@@ -24,8 +24,9 @@ from torch import nn
 
 from ..errors import DivergenceError
 from ..training import adam
-from ._common import Timer, begin, check_count, check_finite, check_weight, sample_rows
+from ._common import Timer, begin, check_finite, sample_rows
 from .base import UnlearningMethod, UnlearnTask
+from .params import FRACTION, SAMPLE_COUNT
 from .registry import register_method
 
 
@@ -50,6 +51,7 @@ class NegGradPlus(UnlearningMethod):
     name = "neggrad_plus"
     defaults = {"alpha": 0.9, "epochs": 1, "lr": 3e-4, "batch_size": 128, "forget_batch": 128,
                 "retain_per_epoch": 3000}
+    ranges = {"alpha": FRACTION, "retain_per_epoch": SAMPLE_COUNT}
     # NegGrad+ has a cliff between under- and over-forgetting on every scenario (one lr step
     # apart), and where it falls differs between seeds: none of these settings is robust
     # (docs/tuning-notes.md#neggrad_plus).
@@ -60,10 +62,6 @@ class NegGradPlus(UnlearningMethod):
         # the only unflagged setting found; it under-forgets
         "cmnist:feature": {"lr": 1e-4},
     }
-
-    def check_params(self) -> None:
-        check_weight(self.name, "alpha", self.params["alpha"], upper=1.0)
-        check_count(self.name, "retain_per_epoch", self.params["retain_per_epoch"])
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         p = self.params

@@ -22,8 +22,9 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..training import fit
-from ._common import Timer, begin, check_count, check_finite, check_ratio, sample_rows
+from ._common import Timer, begin, check_finite, masked_gradients, sample_rows
 from .base import UnlearningMethod, UnlearnTask
+from .params import NON_NEGATIVE, SAMPLE_COUNT
 from .registry import register_method
 
 
@@ -55,6 +56,7 @@ class RandomLabel(UnlearningMethod):
     name = "random_label"
     defaults = {"epochs": 1, "lr": 1e-3, "batch_size": 128, "forget_samples": 500,
                 "retain_ratio": 4.0}
+    ranges = {"forget_samples": SAMPLE_COUNT, "retain_ratio": NON_NEGATIVE}
     # Feature (sub-class) forgetting needs a milder relabelling than a whole class: with the
     # class lr the Fashion-MNIST subset is over-forgotten (docs/tuning-notes.md#random_label).
     dataset_defaults = {
@@ -63,18 +65,26 @@ class RandomLabel(UnlearningMethod):
         "fashion_mnist:feature": {"forget_samples": 200, "retain_ratio": 8.0},
     }
 
-    def check_params(self) -> None:
-        check_count(self.name, "forget_samples", self.params["forget_samples"])
-        check_ratio(self.name, self.params["retain_ratio"])
+    # The timing phase of drawing the training set (and the mask of a subclass).
+    mix_phase = "train"
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         p = self.params
         net, gen = begin(self, model, task)
-        with Timer(self.timings, "train"):
+        with Timer(self.timings, self.mix_phase):
             x, t, rows = relabelled_mix(task, p["forget_samples"], p["retain_ratio"], gen)
             self.mix = {"forget": len(rows), "retain": len(t) - len(rows)}
+            # the forget sample with its true labels
+            self.mask = self.weight_mask(net, x[:len(rows)], task.forget_y[rows])
+        with Timer(self.timings, "train"), masked_gradients(net, self.mask):
             self.history = fit(net, x, t, epochs=p["epochs"], batch_size=p["batch_size"],
                                lr=p["lr"], seed=gen, device=task.device, desc=self.name)
         check_finite(net, self.name, p["lr"])
         net.eval()
         return net
+
+    def weight_mask(self, net: nn.Module, forget_x: torch.Tensor,
+                    forget_y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The weights the fine-tuning may change: a 0/1 mask per parameter name, computed from
+        the forget sample (``forget_x``, its true labels ``forget_y``); {} = every weight."""
+        return {}

@@ -22,24 +22,12 @@ the same.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from ..training import fit
-from ._common import (
-    Timer,
-    begin,
-    check_count,
-    check_finite,
-    check_ratio,
-    masked_gradients,
-    top_fraction,
-)
-from .base import UnlearningMethod, UnlearnTask
-from .random_label import relabelled_mix
+from ._common import top_fraction
+from .params import Range
+from .random_label import RandomLabel
 from .registry import register_method
 
 
@@ -63,41 +51,19 @@ def saliency_mask(net: nn.Module, x: torch.Tensor, y: torch.Tensor, fraction: fl
 
 
 @register_method
-class SalUn(UnlearningMethod):
+class SalUn(RandomLabel):
+    """``random_label`` with the fine-tuning masked to the most salient weights."""
+
     name = "salun"
     defaults = {"mask_fraction": 0.5, "epochs": 1, "lr": 1e-3, "batch_size": 128,
                 "forget_samples": 500, "retain_ratio": 4.0, "mask_batch": 512}
-    # The generic defaults fit class forgetting; feature forgetting gets random_label's mild
-    # relabelling, as lr 1e-3 over-forgets the Fashion-MNIST subset
-    # (docs/tuning-notes.md#salun).
-    dataset_defaults = {
-        "feature": {"forget_samples": 100, "retain_ratio": 16.0, "lr": 3e-4},
-        # the "feature" setting under-forgets the heeled sandals
-        "fashion_mnist:feature": {"forget_samples": 200, "retain_ratio": 8.0},
-    }
+    ranges = {**RandomLabel.ranges, "mask_fraction": Range(0, 1, "(]")}
+    # ``dataset_defaults`` are random_label's: class forgetting keeps the generic defaults,
+    # feature forgetting gets the mild relabelling, as lr 1e-3 over-forgets the Fashion-MNIST
+    # subset (docs/tuning-notes.md#salun).
+    mix_phase = "mask"
 
-    def check_params(self) -> None:
-        p = self.params
-        f = p["mask_fraction"]
-        if not isinstance(f, int | float) or not math.isfinite(f) or not 0 < f <= 1:
-            raise ConfigError(f"{self.name}: mask_fraction must be a number in (0, 1], got {f}; "
-                              "e.g. --set mask_fraction=0.5")
-        check_count(self.name, "forget_samples", p["forget_samples"])
-        check_ratio(self.name, p["retain_ratio"])
-
-    def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
-        p = self.params
-        net, gen = begin(self, model, task)
-        with Timer(self.timings, "mask"):
-            x, t, rows = relabelled_mix(task, p["forget_samples"], p["retain_ratio"], gen)
-            self.mix = {"forget": len(rows), "retain": len(t) - len(rows)}
-            # the saliency of the same forget sample, with its true labels
-            self.mask = saliency_mask(net, x[:len(rows)], task.forget_y[rows],
-                                      p["mask_fraction"], p["mask_batch"])
-        with Timer(self.timings, "train"):
-            with masked_gradients(net, self.mask):
-                self.history = fit(net, x, t, epochs=p["epochs"], batch_size=p["batch_size"],
-                                   lr=p["lr"], seed=gen, device=task.device, desc=self.name)
-        check_finite(net, self.name, p["lr"])
-        net.eval()
-        return net
+    def weight_mask(self, net: nn.Module, forget_x: torch.Tensor,
+                    forget_y: torch.Tensor) -> dict[str, torch.Tensor]:
+        return saliency_mask(net, forget_x, forget_y, self.params["mask_fraction"],
+                             self.params["mask_batch"])

@@ -30,8 +30,9 @@ from torch import nn
 
 from ..errors import ConfigError, DivergenceError
 from ..training import adam
-from ._common import Timer, begin, check_count, check_finite, check_weight, sample_rows
+from ._common import Timer, begin, check_finite, sample_rows
 from .base import UnlearningMethod, UnlearnTask
+from .params import NON_NEGATIVE, POSITIVE, SAMPLE_COUNT
 from .registry import register_method
 
 
@@ -50,6 +51,8 @@ class Scrub(UnlearningMethod):
     defaults = {"epochs": 2, "msteps": 1, "lr": 5e-4, "batch_size": 128, "forget_batch": 128,
                 "alpha": 1.0, "gamma": 1.0, "temperature": 1.0, "retain_per_epoch": 2048,
                 "forget_per_epoch": 1024}
+    ranges = {"alpha": NON_NEGATIVE, "gamma": NON_NEGATIVE, "temperature": POSITIVE,
+              "retain_per_epoch": SAMPLE_COUNT, "forget_per_epoch": SAMPLE_COUNT}
     # The generic defaults under-forget a whole class on the MLP; SCRUB does not forget the
     # cmnist subset at any setting tried (docs/tuning-notes.md#scrub).
     dataset_defaults = {
@@ -57,17 +60,10 @@ class Scrub(UnlearningMethod):
     }
 
     def check_params(self) -> None:
-        p = self.params
-        if not isinstance(p["msteps"], int) or not 0 <= p["msteps"] <= p["epochs"]:
+        p = self.params  # msteps is an integer (its type), bounded by epochs
+        if not 0 <= p["msteps"] <= p["epochs"]:
             raise ConfigError(f"{self.name}: msteps must be an integer in [0, epochs = "
                               f"{p['epochs']}], got {p['msteps']}")
-        for key in ("alpha", "gamma"):
-            check_weight(self.name, key, p[key])
-        t = p["temperature"]
-        if not isinstance(t, int | float) or not math.isfinite(t) or t <= 0:
-            raise ConfigError(f"{self.name}: temperature must be a positive number, got {t}")
-        for key in ("retain_per_epoch", "forget_per_epoch"):
-            check_count(self.name, key, p[key])
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         p = self.params

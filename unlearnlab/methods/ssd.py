@@ -35,14 +35,13 @@ Lab notes and deviations from the reference code:
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from ..errors import ConfigError, DivergenceError
+from ..errors import DivergenceError
 from ._common import Timer, begin, importances
 from .base import UnlearningMethod, UnlearnTask
+from .params import POSITIVE, SAMPLE_COUNT
 from .registry import register_method
 
 
@@ -53,6 +52,8 @@ class SSD(UnlearningMethod):
     # the class (docs/tuning-notes.md#ssd).
     defaults = {"selection_weighting": 3.0, "dampening_constant": 1.0, "batch_size": 64,
                 "max_samples": 5000}
+    ranges = {"selection_weighting": POSITIVE, "dampening_constant": POSITIVE,
+              "max_samples": SAMPLE_COUNT}
     # The generic defaults above are the CNN class values; "mlp" holds the class-forgetting MLP
     # values, and every feature entry overrides all keys it sets. SSD under-forgets on the MLP
     # and is seed-sensitive on feature subsets; the measurements and the settings that failed
@@ -65,15 +66,6 @@ class SSD(UnlearningMethod):
                                   "batch_size": 64, "max_samples": 5000},
         # cmnist feature: no setting tried is sane on both seeds, so the generic values stay
     }
-
-    def check_params(self) -> None:
-        p = self.params  # batch_size is checked by the base class
-        for key in ("selection_weighting", "dampening_constant"):
-            if not (isinstance(p[key], int | float) and math.isfinite(p[key]) and p[key] > 0):
-                raise ConfigError(f"{self.name}: {key} must be a positive number, got {p[key]}")
-        if not (isinstance(p["max_samples"], int) and p["max_samples"] >= 0):
-            raise ConfigError(f"{self.name}: max_samples must be an integer >= 0 (0 = all), got "
-                              f"{p['max_samples']}")
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         p = self.params

@@ -40,10 +40,11 @@ import math
 import torch
 from torch import nn
 
-from ..errors import ConfigError, DivergenceError
+from ..errors import DivergenceError
 from ..training import adam
 from ._common import Timer, begin, frozen, train_epoch
 from .base import UnlearningMethod, UnlearnTask
+from .params import MAX_COPIES, MAX_STEPS, NON_NEGATIVE, Range
 from .registry import register_method
 
 
@@ -56,6 +57,8 @@ class UNSIR(UnlearningMethod):
     defaults = {"noise_steps": 5, "noise_lr": 0.1, "noise_batch": 256, "lam": 0.1,
                 "noise_copies": 5, "retain_fraction": 0.1, "impair_lr": 5e-3,
                 "repair_lr": 1e-3, "impair_batch": 256, "repair_batch": 256}
+    ranges = {"noise_steps": Range(1, MAX_STEPS), "noise_copies": Range(1, MAX_COPIES),
+              "lam": NON_NEGATIVE, "retain_fraction": Range(0, 1, "(]")}
     # The generic defaults above are the CNN class values and also fit the class-forgetting MLP;
     # the feature entries raise the impair lr, and UNSIR still under-forgets the Fashion-MNIST
     # and cmnist subsets (docs/tuning-notes.md#unsir).
@@ -65,18 +68,6 @@ class UNSIR(UnlearningMethod):
         # a higher impair lr collapses the retain accuracy
         "cmnist:feature": {"impair_lr": 7e-3},
     }
-
-    def check_params(self) -> None:
-        p = self.params  # *_lr and *_batch are checked by the base class
-        for key in ("noise_steps", "noise_copies"):
-            if not (isinstance(p[key], int) and p[key] >= 1):
-                raise ConfigError(f"{self.name}: {key} must be an integer >= 1, got {p[key]}")
-        if not (isinstance(p["lam"], int | float) and math.isfinite(p["lam"]) and p["lam"] >= 0):
-            raise ConfigError(f"{self.name}: lam must be a number >= 0, got {p['lam']}")
-        if not (isinstance(p["retain_fraction"], int | float)
-                and 0 < p["retain_fraction"] <= 1):
-            raise ConfigError(f"{self.name}: retain_fraction must be in (0, 1], got "
-                              f"{p['retain_fraction']}; e.g. --set retain_fraction=0.2")
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         p = self.params
