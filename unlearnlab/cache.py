@@ -20,6 +20,7 @@ edit of prose keeps every cached model and an edit of code does not.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import hashlib
 import inspect
 import logging
@@ -137,7 +138,9 @@ def model_config(sc: Scenario, role: str) -> dict:
     return {"role": role, "dataset": sc.dataset.name, "data_checksum": sc.dataset.checksum,
             "arch": sc.arch, "arch_code": model_code_hash(sc.arch), "recipe": sc.recipe.to_dict(),
             "forget": sc.forget_digest if role == "retrained" else None,
-            "quick": QUICK if cfg.quick else None, "seed": cfg.seed,
+            "quick": QUICK if cfg.quick else None, "seed": sc.model_seed,
+            # an ensemble's models share the samples of the run's seed
+            **({"data_seed": cfg.seed} if sc.model_seed != cfg.seed else {}),
             "version": __version__, "curve_test_per_class": CURVE_TEST_PER_CLASS,
             "optimizer": OPTIMIZER,
             **({"train_per_class": n} if (n := cfg.train_per_class) else {}),
@@ -166,9 +169,9 @@ def _cached(sc: Scenario, config: dict, model: nn.Module) -> dict | None:
 
 
 def new_model(sc: Scenario) -> nn.Module:
-    """A freshly initialised model of the scenario's architecture, seeded by the run's seed
+    """A freshly initialised model of the scenario's architecture, seeded by its model seed
     (this is also the "untrained" baseline)."""
-    seed_everything(sc.config.seed)
+    seed_everything(sc.model_seed)
     return create_model(sc.arch, sc.dataset.in_channels, sc.dataset.num_classes).to(sc.device)
 
 
@@ -194,7 +197,7 @@ def train_or_load(sc: Scenario, role: str) -> tuple[nn.Module, dict]:
 
     start = time.perf_counter()
     history = fit(model, sc.train.x[rows], sc.train.y[rows], epochs=r.epochs,
-                  batch_size=r.batch_size, lr=r.lr, seed=sc.config.seed, device=sc.device,
+                  batch_size=r.batch_size, lr=r.lr, seed=sc.model_seed, device=sc.device,
                   desc=f"train {role}", on_epoch=test_metrics)
     meta = {"config": config, "seconds": time.perf_counter() - start, "history": history,
             "train_samples": len(rows), "device": str(sc.device)}
@@ -202,29 +205,32 @@ def train_or_load(sc: Scenario, role: str) -> tuple[nn.Module, dict]:
     return model.eval(), {**meta, "digest": content_digest(model.state_dict())}
 
 
-def unlearned_config(sc: Scenario, method, original_digest: str) -> dict:
+def unlearned_config(sc: Scenario, method, original_digest: str, seed: int) -> dict:
     """Everything that determines an unlearned model."""
     return {"role": "unlearned", "dataset": sc.dataset.name,
             "data_checksum": sc.dataset.checksum, "arch": sc.arch, "original": original_digest,
             "forget": sc.forget_digest,
-            "method": method.name, "params": method.params, "seed": sc.config.seed,
+            "method": method.name, "params": method.params, "seed": seed,
             "version": __version__, "code": method_code_hash(type(method))}
 
 
-def unlearn_or_load(sc: Scenario, method, original: nn.Module,
-                    original_digest: str) -> tuple[nn.Module, dict]:
-    """Run ``method`` on a copy of ``original`` (whose state dict's
-    ``content_digest`` is ``original_digest``), or load the cached result of the same method, code,
-    hyperparameters and original model."""
-    config = unlearned_config(sc, method, original_digest)
+def unlearn_or_load(sc: Scenario, method, original: nn.Module, original_digest: str,
+                    seed: int | None = None) -> tuple[nn.Module, dict]:
+    """Run ``method`` on a copy of ``original`` (whose state dict's ``content_digest`` is
+    ``original_digest``) with unlearning seed ``seed`` (default: the scenario's model seed),
+    or load the cached result of the same method, code, hyperparameters, seed and original
+    model."""
+    seed = sc.model_seed if seed is None else seed
+    config = unlearned_config(sc, method, original_digest, seed)
     model = new_model(sc)
     meta = _cached(sc, config, model)
     if meta is not None:
         return model.eval(), meta
-    seed_everything(sc.config.seed)
-    log.info("unlearning with %s (%s preset)", method.name, method.preset)
+    task = sc.task if seed == sc.task.seed else dataclasses.replace(sc.task, seed=seed)
+    seed_everything(seed)
+    log.info("unlearning with %s (%s preset, seed %d)", method.name, method.preset, seed)
     start = time.perf_counter()
-    unlearned = method.unlearn(original, sc.task)
+    unlearned = method.unlearn(original, task)
     meta = {"config": config, "seconds": time.perf_counter() - start,
             "phases": method.timings, "history": method.history, "device": str(sc.device)}
     save_model(model_path(sc.root, config), unlearned, meta)

@@ -45,6 +45,9 @@ class Scenario:
     # What the forget spec resolved to (``forget_digest``): the cache keys use it, not the
     # spec's text, so that no cached model outlives an edited forget list.
     forget_digest: str
+    # Seeds a model's initialisation and shuffles; the run's seed (``config.seed``) unless an
+    # ensemble varies the models over one fixed set of samples (``ensemble``).
+    model_seed: int
     _task: UnlearnTask | None = field(default=None, repr=False)
 
     @property
@@ -73,7 +76,7 @@ class Scenario:
             x, y = self.train.x[rows], self.train.y[rows]
             self._task = UnlearnTask(x[forget], y[forget], x[~forget], y[~forget],
                                      self.dataset.num_classes, self.recipe, self.device,
-                                     self.config.seed, self.dataset.name)
+                                     self.model_seed, self.dataset.name)
         return self._task
 
     def probe_labels(self) -> dict[str, torch.Tensor]:
@@ -151,7 +154,7 @@ def build_scenario(cfg: RunConfig) -> Scenario:
         rows = oversample(train.y, cls, factor)
     return Scenario(cfg, dataset, spec, arch, recipe, train, test, masks, rows,
                     pick_device(cfg.device), class_of(spec, dataset, cfg.data_dir),
-                    probe_rows(masks, cfg.seed), digest)
+                    probe_rows(masks, cfg.seed), digest, cfg.seed)
 
 
 def probe_rows(masks: dict[str, torch.Tensor], seed: int) -> dict[str, tuple[str, torch.Tensor]]:

@@ -1,0 +1,187 @@
+"""The forget-quality protocol of the NeurIPS 2023 Machine Unlearning Challenge on the lab's
+scenarios: one original model, N models retrained without the forget set and N runs of a
+method on the original, scored sample by sample (``forget_quality``).
+
+Protocol (Triantafillou et al. 2024, section 3; ``google-deepmind/unlearning_evaluation``):
+the scenario's samples are fixed by the run's seed S; the original model has model seed S; the
+retrained side has model seeds 0..N-1; the unlearned side is the method run N times on the one
+original, with unlearning seeds 0..N-1. Two reference "methods" make F readable:
+
+- ``retrain``: a second, disjoint set of N retrained models (model seeds N..2N-1), the best F
+  any method can reach with N models per side;
+- ``original``: N original models (model seeds N..2N-1), what no unlearning at all scores.
+
+Every model is cached (``cache``): the retrained side is trained once per scenario and N, and
+serves every method. Confidences are taken on the forget training samples (each once, without
+an oversampled recipe's duplicates); retain accuracy on the retain training samples, test
+accuracy on the test split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import cache, forget_quality
+from .config import RunConfig
+from .errors import ConfigError
+from .methods import create
+from .scenario import Scenario, build_scenario
+from .training import predict
+
+log = logging.getLogger("unlearnlab")
+
+REFERENCES = ("retrain", "original")
+MAX_MODELS = 4096  # models per side; the score's buckets saturate long before this
+
+
+def check(method: str, n_models) -> None:
+    """One-line errors for a bad model count, before any work."""
+    if isinstance(n_models, bool) or not isinstance(n_models, int) or not (
+            2 <= n_models <= MAX_MODELS):
+        raise ConfigError(f"--models must be an integer from 2 to {MAX_MODELS} (models per side; "
+                          f"the challenge used 512), got {n_models}")
+    if not isinstance(method, str) and not isinstance(method, type):
+        raise ConfigError(f"method must be a name, 'module:Class', {' or '.join(REFERENCES)}")
+
+
+def with_model_seed(sc: Scenario, seed: int) -> Scenario:
+    """The scenario's samples with another model seed (its task rebuilt for that seed)."""
+    return dataclasses.replace(sc, model_seed=seed, _task=None)
+
+
+def _side(sc: Scenario, role: str, seeds: range) -> tuple[list[nn.Module], float]:
+    models, seconds = [], 0.0
+    for seed in seeds:
+        model, meta = cache.train_or_load(with_model_seed(sc, seed), role)
+        models.append(model)
+        seconds += meta["seconds"]
+    return models, seconds
+
+
+def _unlearned_side(sc: Scenario, method, n: int) -> tuple[list[nn.Module], float, dict]:
+    original, meta = cache.train_or_load(sc, "original")
+    models, seconds = [], 0.0
+    for seed in range(n):
+        model, meta_u = cache.unlearn_or_load(sc, method, original, meta["digest"], seed=seed)
+        models.append(model)
+        seconds += meta_u["seconds"]
+    return models, seconds, meta
+
+
+def _accuracy(models: list[nn.Module], x: torch.Tensor, y: torch.Tensor,
+              device) -> np.ndarray:
+    return np.array([float((predict(m, x, device=device).argmax(1) == y).double().mean())
+                     for m in models])
+
+
+def _confidences(models: list[nn.Module], x: torch.Tensor, y: torch.Tensor,
+                 device) -> np.ndarray:
+    logits = torch.stack([predict(m, x, device=device) for m in models])
+    return forget_quality.logit_confidence(logits.numpy(), y.numpy())
+
+
+def study(cfg: RunConfig, method, n_models: int) -> dict:
+    """Score ``method`` (a registry key, ``module:Class``, a class, or one of ``REFERENCES``)
+    on ``cfg``'s scenario with ``n_models`` models per side. Returns the record: forget
+    quality F, final score, per side the retain / test / forget accuracies (mean and std) and
+    seconds, and ``arrays`` (per-example eps and both sides' confidences) for the bundle."""
+    check(method, n_models)
+    sc = build_scenario(cfg)
+    n = n_models
+    name = method if method in REFERENCES else None
+    unlearner = None
+    if name is None:
+        unlearner = create(method, preset=cfg.preset, dataset=sc.dataset.name,
+                           scenario=sc.kind, arch=sc.arch, data_dir=cfg.data_dir,
+                           params=cfg.params)
+        name = unlearner.name
+    start = time.perf_counter()
+    retrained, seconds_r = _side(sc, "retrained", range(n))
+    if method == "retrain":
+        side, seconds_u = _side(sc, "retrained", range(n, 2 * n))
+    elif method == "original":
+        side, seconds_u = _side(sc, "original", range(n, 2 * n))
+    else:
+        side, seconds_u, _ = _unlearned_side(sc, unlearner, n)
+    forget = sc.masks["train"]
+    retain = ~forget
+    x_f, y_f = sc.train.x[forget], sc.train.y[forget]
+    conf_u = _confidences(side, x_f, y_f, sc.device)
+    conf_r = _confidences(retrained, x_f, y_f, sc.device)
+    epsilons = forget_quality.example_epsilons(conf_u, conf_r)
+    quality = forget_quality.forget_quality(epsilons, n)
+    sides = {}
+    for label, models, seconds in (("unlearned", side, seconds_u),
+                                   ("retrained", retrained, seconds_r)):
+        acc = {"retain": _accuracy(models, sc.train.x[retain], sc.train.y[retain], sc.device),
+               "test": _accuracy(models, sc.test.x, sc.test.y, sc.device),
+               "forget": _accuracy(models, x_f, y_f, sc.device)}
+        sides[label] = {**{f"{k}_acc_mean": float(v.mean()) for k, v in acc.items()},
+                        **{f"{k}_acc_std": float(v.std(ddof=1)) for k, v in acc.items()},
+                        "seconds": seconds}
+    u, r = sides["unlearned"], sides["retrained"]
+    final = forget_quality.final_score(quality, u["retain_acc_mean"], r["retain_acc_mean"],
+                                       u["test_acc_mean"], r["test_acc_mean"])
+    log.info("forget quality of %s with %d models per side: F %.4f, final %.4f", name, n,
+             quality, final)
+    return {"dataset": sc.dataset.name, "arch": sc.arch, "forget": str(sc.spec),
+            "method": name, "params": None if unlearner is None else unlearner.params,
+            "preset": None if unlearner is None else unlearner.preset,
+            "seed": cfg.seed, "quick": cfg.quick, "models": n,
+            "forget_quality": quality, "final_score": final,
+            "forget_samples": int(forget.sum()), "sides": sides,
+            "epsilon_median": float(np.median(epsilons)),
+            "seconds_total": time.perf_counter() - start,
+            "arrays": {"epsilons": epsilons, "unlearned_confidence": conf_u,
+                       "retrained_confidence": conf_r}}
+
+
+ARRAYS = "forget_quality.npz"
+
+
+def write_bundle(folder, record: dict) -> dict:
+    """Write ``record`` (without its arrays) as ``record.json`` and its arrays as
+    ``forget_quality.npz`` into ``folder``, atomically; return the JSON record."""
+    from pathlib import Path
+
+    from .bundle import RECORD
+    from .store import atomic_path, write_json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = record["arrays"]
+    with atomic_path(folder / ARRAYS) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    saved = {k: v for k, v in record.items() if k != "arrays"}
+    saved["kind"] = "forget_quality"
+    write_json(folder / RECORD, saved)
+    return saved
+
+
+def rescore_bundle(folder, record: dict) -> dict:
+    """Recompute the per-example eps and F from the confidences of a forget-quality bundle;
+    {"forget_quality": F, "differences": {...}} (eps compared exactly, F within 1e-12)."""
+    from pathlib import Path
+
+    path = Path(folder) / ARRAYS
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            conf_u, conf_r = data["unlearned_confidence"], data["retrained_confidence"]
+            stored = data["epsilons"]
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise ConfigError(f"bundle '{folder}': {ARRAYS} cannot be read ({exc}); run "
+                          "`unlearnlab forget-quality` again") from exc
+    epsilons = forget_quality.example_epsilons(conf_u, conf_r)
+    quality = forget_quality.forget_quality(epsilons, conf_u.shape[0])
+    differences = {}
+    if not np.array_equal(epsilons, stored):
+        differences["epsilons"] = ("stored", f"{int((epsilons != stored).sum())} differ")
+    if not np.isclose(quality, record.get("forget_quality", np.nan), rtol=0, atol=1e-12):
+        differences["forget_quality"] = (record.get("forget_quality"), quality)
+    return {"bundle": str(folder), "forget_quality": quality, "differences": differences}
