@@ -26,6 +26,7 @@ from .registry import register_method
 @register_method
 class Finetune(UnlearningMethod):
     name = "finetune"
+    scenarios = ("class", "feature", "random")
     # Lab defaults: one epoch over 4,000 retain samples at a high lr (forgetting needs it).
     defaults = {"epochs": 1, "lr": 1e-2, "batch_size": 128, "retain_samples": 4000}
     # The generic defaults on every scenario: a lower lr only forgets less (see

@@ -53,6 +53,7 @@ def relabelled_mix(task: UnlearnTask, forget_samples: int, retain_ratio: float,
 @register_method
 class RandomLabel(UnlearningMethod):
     name = "random_label"
+    scenarios = ("class", "feature", "random")
     defaults = {"epochs": 1, "lr": 1e-3, "batch_size": 128, "forget_samples": 500,
                 "retain_ratio": 4.0}
     # Feature (sub-class) forgetting needs a milder relabelling than a whole class: with the

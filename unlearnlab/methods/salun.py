@@ -65,6 +65,7 @@ def saliency_mask(net: nn.Module, x: torch.Tensor, y: torch.Tensor, fraction: fl
 @register_method
 class SalUn(UnlearningMethod):
     name = "salun"
+    scenarios = ("class", "feature", "random")
     defaults = {"mask_fraction": 0.5, "epochs": 1, "lr": 1e-3, "batch_size": 128,
                 "forget_samples": 500, "retain_ratio": 4.0, "mask_batch": 512}
     # The generic defaults fit class forgetting; feature forgetting gets random_label's mild
