@@ -21,9 +21,11 @@ from unlearnlab.forget import (
     forget_masks,
     load_forget_list,
     parse_forget,
+    random_rows,
 )
 
 PINNED_CLASS3 = "75e95f4f24665d9b9e2dbe03b1ee22ddd5007a8148abbeba8c0da398be524391"
+PINNED_RANDOM = "2c8b32d7ad5173cb0eea6b78edb5cac1d18d41b4d6d971701af285a0d4162aec"
 NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
 
 
@@ -438,3 +440,131 @@ def test_forget_digest_rejects_foreign_masks(synthetic, bad):
     masks = {**forget_masks("class:3", synthetic), **bad}
     with pytest.raises(ConfigError, match="not a boolean mask over the 300 samples"):
         forget_digest(masks, synthetic)
+
+
+# ------------------------------------------------------------------------ random forgetting
+
+@pytest.mark.parametrize(("text", "fraction", "split_seed", "canonical"), [
+    ("random:0.1", 0.1, 0, "random:0.1"),
+    ("random:.25", 0.25, 0, "random:0.25"),
+    ("random:0.10:0", 0.1, 0, "random:0.1"),
+    ("random:0.5:7", 0.5, 7, "random:0.5:7"),
+    ("random:0.5:007", 0.5, 7, "random:0.5:7"),
+    ("random:0.00001", 1e-5, 0, "random:0.00001"),  # repr() would write 1e-05
+    ("random:0.999:4294967295", 0.999, 2**32 - 1, "random:0.999:4294967295"),
+])
+def test_parse_random(text, fraction, split_seed, canonical):
+    spec = parse_forget(text)
+    assert spec == ForgetSpec("random", fraction=fraction, split_seed=split_seed)
+    assert str(spec) == canonical
+    assert parse_forget(str(spec)) == spec
+    assert spec.scenario == "random" and spec.is_feature is False
+
+
+@pytest.mark.parametrize("text", [
+    "random:", "random:0", "random:1", "random:0.0", "random:1.0", "random:1.5", "random:-0.1",
+    "random:nan", "random:inf", "random:-inf", "random:1e-1", "random:0,1", "random:0.1 ",
+    "random: 0.1", "random:0.1\n", "random:abc", "random:\u0660.1", "random:0." + "0" * 400 + "1",
+])
+def test_random_fraction_must_be_a_decimal_in_0_1(text):
+    with pytest.raises(SpecError, match="fraction must be a decimal between 0 and 1"):
+        parse_forget(text)
+
+
+@pytest.mark.parametrize("text", [
+    "random:0.1:", "random:0.1:-1", "random:0.1:4294967296", "random:0.1:1.0", "random:0.1:x",
+    "random:0.1:1:2", "random:0.1: 1", "random:0.1:\u0661", "random:0.1:" + "1" * 5000,
+])
+def test_random_split_seed_must_be_a_32_bit_integer(text):
+    with pytest.raises(SpecError, match="split seed must be an integer from 0 to 4294967295"):
+        parse_forget(text)
+
+
+@given(st.builds(lambda rest: f"random:{rest}",
+                 st.one_of(st.text(max_size=12),
+                           st.from_regex(r"[0-9.:eE+\-]{0,14}", fullmatch=True),
+                           st.builds(lambda f, s: f"{f}:{s}", st.floats(), st.integers()))))
+@example("random:0.5")
+@example("random:.5:0")
+def test_any_random_string_parses_or_raises_spec_error(text):
+    try:
+        spec = parse_forget(text)
+    except SpecError as exc:
+        if "\n" not in text:  # the message echoes the spec; otherwise it is one line
+            assert "\n" not in str(exc)
+        return
+    assert spec.kind == "random" and 0 < spec.fraction < 1
+    assert 0 <= spec.split_seed < 2**32
+    assert parse_forget(str(spec)) == spec
+
+
+@given(st.floats(min_value=0, max_value=1, exclude_min=True, exclude_max=True),
+       st.integers(0, 2**32 - 1))
+def test_canonical_random_specs_parse_to_themselves(fraction, split_seed):
+    text = str(ForgetSpec("random", fraction=fraction, split_seed=split_seed))
+    assert parse_forget(text) == ForgetSpec("random", fraction=fraction, split_seed=split_seed)
+    assert str(parse_forget(text)) == text
+
+
+def _stratified_counts_hold(labels: torch.Tensor, mask: torch.Tensor, fraction: float) -> bool:
+    return all(int(mask[labels == c].sum()) == round(fraction * int((labels == c).sum()))
+               for c in torch.unique(labels))
+
+
+@given(labels=st.lists(st.integers(0, 4), min_size=1, max_size=200),
+       fraction=st.floats(min_value=0, max_value=1, exclude_min=True, exclude_max=True),
+       split_seed=st.integers(0, 2**32 - 1))
+def test_random_rows_have_exactly_the_stratified_counts(labels, fraction, split_seed):
+    labels = torch.tensor(labels)
+    rows = random_rows(labels, fraction, split_seed)
+    assert torch.equal(rows, torch.unique(rows))  # sorted, no repeats
+    mask = torch.zeros(len(labels), dtype=torch.bool)
+    mask[rows] = True
+    assert _stratified_counts_hold(labels, mask, fraction)
+    assert torch.equal(rows, random_rows(labels, fraction, split_seed))  # fixed by the seed
+
+
+def test_random_masks(synthetic):
+    masks = forget_masks("random:0.2", synthetic)
+    assert masks["train"].dtype == torch.bool and masks["test"].dtype == torch.bool
+    assert _stratified_counts_hold(synthetic.train.y, masks["train"], 0.2)
+    assert int(masks["train"].sum()) == 60  # 6 of each class's 30
+    assert not masks["test"].any()  # random forgetting has no forget-test samples
+    assert len(torch.unique(synthetic.train.y[masks["train"]])) == 10
+    assert class_of(parse_forget("random:0.2"), synthetic) is None
+
+
+def test_random_masks_depend_on_the_split_seed_only(synthetic):
+    a = forget_masks("random:0.2", synthetic)["train"]
+    torch.manual_seed(123)  # the global generator (a run's seed) plays no part
+    assert torch.equal(a, forget_masks("random:0.2:0", synthetic)["train"])
+    assert not torch.equal(a, forget_masks("random:0.2:1", synthetic)["train"])
+
+
+def test_random_draw_is_not_quick_modes_draw():
+    """Seeding the draw with the split seed itself would repeat ``stratified_rows`` of the
+    same run seed: quick mode's training subset would then lie inside the forget set."""
+    from unlearnlab.data import stratified_rows
+
+    labels = torch.arange(1000) % 10
+    forget = torch.zeros(1000, dtype=torch.bool)
+    forget[random_rows(labels, 0.5, 0)] = True
+    assert 0 < int(forget[stratified_rows(labels, 50, 0)].sum()) < 500
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("random:0.01", "selects no training sample"),  # round(0.3) = 0 of each class's 30
+    ("random:0.99", "selects every training sample"),  # round(29.7) = 30
+])
+def test_random_spec_selecting_nothing_or_everything_raises(synthetic, text, problem):
+    with pytest.raises(SpecError, match=problem):
+        forget_masks(text, synthetic)
+
+
+def test_random_forget_digests(synthetic):
+    def digest(text):
+        return forget_digest(forget_masks(text, synthetic), synthetic)
+
+    assert digest("random:0.1") == digest("random:0.10:0") == PINNED_RANDOM
+    assert len({digest("random:0.1"), digest("random:0.1:1"), digest("random:0.2"),
+                digest("random:0.2:1")}) == 4

@@ -29,7 +29,11 @@ SHORT_NAMES = {("mnist", "class:6"): "mnist-six",
 
 
 def scenario_name(dataset: str, forget: str) -> str:
-    return SHORT_NAMES.get((dataset, forget)) or f"{dataset}-{forget.replace(':', '-')}"
+    """The leaderboard's name of a scenario: its short name, else ``<dataset>-<spec>`` with the
+    spec written canonically and ':' as '-' (``mnist`` and ``random:0.10:0`` give
+    ``mnist-random-0.1``)."""
+    canonical = str(parse_forget(forget))
+    return SHORT_NAMES.get((dataset, forget)) or f"{dataset}-{canonical.replace(':', '-')}"
 
 
 def bench(cfg: RunConfig, methods: list[str] | None = None, seeds: int = 5,

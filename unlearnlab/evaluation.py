@@ -28,11 +28,14 @@ def evaluate_logits(logits: dict[str, torch.Tensor], train: Split, test: Split,
                     masks: dict[str, torch.Tensor], num_classes: int = 10,
                     forget_class: int | None = None) -> dict:
     """The record entry of one model, from its logits on the whole ``train`` and ``test``
-    splits: the contract keys plus test loss and train accuracy.
+    splits: the contract keys plus test loss and train accuracy. An accuracy over no sample is
+    None: ``forget_test_acc`` under random forgetting, whose test split holds no forget sample
+    (its ``forget_test_predictions`` are then all zero).
 
     With ``forget_class`` (feature forgetting) it adds the four-way split of each split:
     the forget subset, ``class_rest`` (the rest of its class), ``other_classes`` and all,
-    with accuracy and mean cross-entropy (``*_loss``) for each.
+    with accuracy and mean cross-entropy (``*_loss``) for each. Class and random forgetting
+    pass None: a whole class has no rest, random samples no one class.
     """
     out = {}
     for name, split in (("train", train), ("test", test)):

@@ -6,19 +6,27 @@ Grammar (one parser, used by the CLI, the notebooks and the API):
 - ``subset:<name>``      the samples listed in ``<root>/forget_sets/<name>.json``;
 - ``rest:<name>``        that list's class minus the listed samples (how the thesis forgot
                          MNIST sevens without a crossbar);
-- ``color:<color>:<c>``  colorized MNIST only: class ``c`` on one background colour.
+- ``color:<color>:<c>``  colorized MNIST only: class ``c`` on one background colour;
+- ``random:<fraction>[:<split seed>]``  a seeded sample of the training set, stratified by class
+                         (``random_rows``): round(``fraction`` x n_c) samples of every class c,
+                         fixed by the split seed (default 0), never by a run's seed.
 
 A list addresses samples by their position in the original IDX file of each split. Colorized
 MNIST files are named ``<color>_<i>.png`` with ``i`` the MNIST position, so an MNIST list
 selects them through ``i``.
+
+Random forgetting selects no test sample: its test forget mask is all False (the test split is
+the forget set's non-member reference instead, see ``scenario.probe_rows``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import torch
@@ -26,8 +34,13 @@ import torch
 from .data import COLORS, Dataset, Split, data_root
 from .errors import ConfigError, DataError, SpecError
 
-KINDS = ("class", "subset", "rest", "color")
+KINDS = ("class", "subset", "rest", "color", "random")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+# A random spec's fraction is a plain decimal (no sign, exponent, nan or inf) and its split
+# seed an ASCII integer short enough for int() (which refuses over 4,300 digits).
+_FRACTION = re.compile(r"0?\.[0-9]+")
+_SPLIT_SEED = re.compile(r"0*([0-9]{1,10})")
+MAX_SPLIT_SEED = 2**32 - 1
 # The split sizes of the source files the built-in datasets' lists index (``Dataset.list_source``;
 # colorized MNIST holds fewer images than the MNIST positions its lists use). Another source's
 # positions are bounded by its dataset's own.
@@ -41,22 +54,32 @@ class ForgetSpec:
     cls: int | None = None
     name: str | None = None
     color: str | None = None
+    fraction: float | None = None
+    split_seed: int | None = None
 
     def __str__(self) -> str:
         if self.kind == "class":
             return f"class:{self.cls}"
         if self.kind == "color":
             return f"color:{self.color}:{self.cls}"
+        if self.kind == "random":
+            # positional shortest round-trip digits: repr() would write 1e-05
+            text = f"random:{format(Decimal(repr(self.fraction)), 'f')}"
+            return text if self.split_seed == 0 else f"{text}:{self.split_seed}"
         return f"{self.kind}:{self.name}"
 
     @property
     def is_feature(self) -> bool:
-        """True when the spec forgets part of a class rather than a whole class."""
-        return self.kind != "class"
+        """True when the spec forgets part of one class rather than a whole class (random
+        forgetting draws from every class, so it is neither)."""
+        return self.kind not in ("class", "random")
 
     @property
     def scenario(self) -> str:
-        """The scenario kind methods choose their defaults by: "feature" or "class"."""
+        """The scenario kind methods choose their defaults by: "class", "feature" or
+        "random"."""
+        if self.kind == "random":
+            return "random"
         return "feature" if self.is_feature else "class"
 
 
@@ -68,11 +91,26 @@ def _class_number(text: str, spec: str) -> int:
     return int(text)
 
 
+def _random_spec(rest: str, spec: str) -> ForgetSpec:
+    fraction_text, _, seed_text = rest.partition(":")
+    fraction = float(fraction_text) if _FRACTION.fullmatch(fraction_text) else math.nan
+    if not 0 < fraction < 1:  # also nan: a text that is no plain decimal
+        raise SpecError(f"forget spec '{spec}': fraction must be a decimal between 0 and 1 "
+                        f"(exclusive), e.g. random:0.1, got '{fraction_text}'")
+    if not seed_text and not rest.endswith(":"):
+        return ForgetSpec("random", fraction=fraction, split_seed=0)
+    digits = _SPLIT_SEED.fullmatch(seed_text)
+    if digits is None or int(digits.group(1)) > MAX_SPLIT_SEED:
+        raise SpecError(f"forget spec '{spec}': split seed must be an integer from 0 to "
+                        f"{MAX_SPLIT_SEED}, e.g. random:0.1:1, got '{seed_text}'")
+    return ForgetSpec("random", fraction=fraction, split_seed=int(digits.group(1)))
+
+
 def parse_forget(text: str) -> ForgetSpec:
     """Parse a forget specification string (see the module docstring)."""
     if not isinstance(text, str) or ":" not in text:
         raise SpecError(f"forget spec '{text}' is malformed: use class:<c>, subset:<name>, "
-                        "rest:<name> or color:<color>:<c>")
+                        "rest:<name>, color:<color>:<c> or random:<fraction>[:<split seed>]")
     kind, _, rest = text.partition(":")
     if kind == "class":
         return ForgetSpec("class", cls=_class_number(rest, text))
@@ -86,6 +124,8 @@ def parse_forget(text: str) -> ForgetSpec:
         if color not in COLORS:
             raise SpecError(f"forget spec '{text}': colour must be one of {', '.join(COLORS)}")
         return ForgetSpec("color", cls=_class_number(cls, text), color=color)
+    if kind == "random":
+        return _random_spec(rest, text)
     raise SpecError(f"forget spec '{text}': unknown kind '{kind}'; use one of {', '.join(KINDS)}")
 
 
@@ -172,11 +212,36 @@ def forget_digest(masks: dict[str, torch.Tensor], dataset: Dataset) -> str:
     return h.hexdigest()
 
 
+def random_draw_seed(split_seed: int) -> int:
+    """The seed of a random forget set's generator: the first 8 bytes (big-endian) of
+    sha256("unlearnlab random forget set <split seed>"). Seeding with the split seed itself
+    would repeat the draws of ``data.stratified_rows`` (quick mode) under the same run seed,
+    making every quick training subset a part of the forget set."""
+    digest = hashlib.sha256(f"unlearnlab random forget set {split_seed}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def random_rows(labels: torch.Tensor, fraction: float, split_seed: int) -> torch.Tensor:
+    """Sorted positions of a seeded sample stratified by class: for every class c present in
+    ``labels``, in ascending order, the first round(``fraction`` x n_c) entries of
+    ``torch.randperm(n_c)`` index the class's positions (ascending). One ``torch.Generator``,
+    seeded with ``random_draw_seed(split_seed)``, serves the classes in that order. ``round``
+    is Python's (halves to even)."""
+    gen = torch.Generator().manual_seed(random_draw_seed(split_seed))
+    chosen = []
+    for c in torch.unique(labels):
+        rows = (labels == c).nonzero().squeeze(1)
+        chosen.append(rows[torch.randperm(len(rows), generator=gen)[:round(fraction * len(rows))]])
+    return torch.sort(torch.cat(chosen)).values
+
+
 def forget_masks(spec: ForgetSpec | str, dataset: Dataset,
                  data_dir=None) -> dict[str, torch.Tensor]:
-    """Boolean masks ``{"train": ..., "test": ...}`` of the samples ``spec`` selects.
+    """Boolean masks ``{"train": ..., "test": ...}`` of the samples ``spec`` selects. A random
+    spec draws ``random_rows`` over the whole training split and selects no test sample.
 
-    Raises ``SpecError`` when the spec selects no training sample (never a silent no-op).
+    Raises ``SpecError`` when the spec selects no training sample (never a silent no-op) or
+    every one of them (nothing would be left to retrain on).
     """
     spec = parse_forget(spec) if isinstance(spec, str) else spec
     if spec.kind == "color" and dataset.name != "cmnist":
@@ -187,7 +252,11 @@ def forget_masks(spec: ForgetSpec | str, dataset: Dataset,
     masks = {}
     for split_name in ("train", "test"):
         split: Split = getattr(dataset, split_name)
-        if spec.kind == "class":
+        if spec.kind == "random":
+            mask = torch.zeros(len(split.y), dtype=torch.bool)
+            if split_name == "train":
+                mask[random_rows(split.y, spec.fraction, spec.split_seed)] = True
+        elif spec.kind == "class":
             mask = split.y == spec.cls
         elif spec.kind == "color":
             mask = (split.y == spec.cls) & (split.color == COLORS.index(spec.color))
@@ -198,11 +267,17 @@ def forget_masks(spec: ForgetSpec | str, dataset: Dataset,
     if not masks["train"].any():
         raise SpecError(f"forget spec '{spec}' selects no training sample of dataset "
                         f"'{dataset.name}'; choose a spec that matches the data")
+    if masks["train"].all():
+        raise SpecError(f"forget spec '{spec}' selects every training sample of dataset "
+                        f"'{dataset.name}', leaving none to retrain on; choose a smaller set")
     return masks
 
 
-def class_of(spec: ForgetSpec, dataset: Dataset, data_dir=None) -> int:
-    """The class the forgotten samples belong to."""
+def class_of(spec: ForgetSpec, dataset: Dataset, data_dir=None) -> int | None:
+    """The class the forgotten samples belong to; None for random forgetting, which draws
+    from every class."""
+    if spec.kind == "random":
+        return None
     if spec.cls is not None:
         return spec.cls
     return int(load_forget_list(spec.name, dataset, data_dir)["class"])

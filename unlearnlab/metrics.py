@@ -59,8 +59,10 @@ def kl_matrix(logits: dict[str, torch.Tensor]) -> tuple[list[str], np.ndarray]:
 
 # ------------------------------------------------------------------ forget-set metrics
 
-# The sets every forget-set metric reads: the forget samples of train and test, and the MIA
-# shadow sets (a balanced sample of retain-train members and retain-test non-members).
+# The sets every forget-set metric reads: the forget samples of train and test (random
+# forgetting has no forget-test samples; held-out retain-test samples stand in, see
+# ``scenario.probe_rows``), and the MIA shadow sets (a balanced sample of retain-train members
+# and retain-test non-members).
 PROBE_SETS = ("forget_train", "forget_test", "member", "nonmember")
 
 

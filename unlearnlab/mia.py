@@ -10,7 +10,9 @@ Shared conventions:
 - each score comes with its *chance level*: the same attacker applied to the forget-*test*
   samples, which no model was trained on. A model that never saw the forget set (the retrained
   one) scores at its chance level; a model that memorised it scores away from it. For the
-  loss attack the chance level is 0.5 by construction.
+  loss attack the chance level is 0.5 by construction. Without forget-test samples there is
+  no chance level (None). Random forgetting has none in the test split: its forget-test role
+  is played by held-out retain-test samples (``scenario.probe_rows``).
 """
 
 from __future__ import annotations
@@ -52,15 +54,16 @@ def _shadow(member: np.ndarray, nonmember: np.ndarray) -> tuple[np.ndarray, np.n
     return x, y
 
 
-def mia_efficacy(member, nonmember, forget, forget_test) -> tuple[float, float]:
+def mia_efficacy(member, nonmember, forget, forget_test) -> tuple[float, float | None]:
     """SalUn / l1-sparse "MIA-Efficacy" (Jia et al. 2023; Fan et al. 2024,
     ``evaluation/SVC_MIA.py``): an ``SVC(C=3, gamma="auto", kernel="rbf")`` learns member vs
     non-member from the true-class confidence of the shadow sets; the score is the fraction of
     forget samples it calls *non-member*. Arguments are confidences (``true_class_confidence``).
-    Returns (score on forget-train, chance level on forget-test)."""
+    Returns (score on forget-train, chance level on forget-test or None without any)."""
     attacker = SVC(C=3, gamma="auto", kernel="rbf").fit(*_shadow(member, nonmember))
     return (float(1 - _predict_in_threads(attacker, forget).mean()),
-            float(1 - _predict_in_threads(attacker, forget_test).mean()))
+            float(1 - _predict_in_threads(attacker, forget_test).mean())
+            if len(forget_test) else None)
 
 
 def _predict_in_threads(attacker: SVC, values: np.ndarray) -> np.ndarray:
@@ -74,24 +77,25 @@ def _predict_in_threads(attacker: SVC, values: np.ndarray) -> np.ndarray:
         return np.concatenate(list(pool.map(attacker.predict, chunks)))
 
 
-def mia_entropy(member, nonmember, forget, forget_test) -> tuple[float, float]:
+def mia_entropy(member, nonmember, forget, forget_test) -> tuple[float, float | None]:
     """Entropy MIA (Golatkar et al. 2020 -> Bad Teacher -> SSD ``metrics.py``): a
     ``LogisticRegression(class_weight="balanced")`` learns member vs non-member from the
     softmax entropy of the shadow sets; the score is the mean predicted-member label on the
     forget samples (SSD's choice of attacker; Golatkar used an SVC). Arguments are entropies.
-    Returns (score on forget-train, chance level on forget-test)."""
+    Returns (score on forget-train, chance level on forget-test or None without any)."""
     attacker = LogisticRegression(class_weight="balanced").fit(*_shadow(member, nonmember))
     return (float(attacker.predict(forget[:, None]).mean()),
-            float(attacker.predict(forget_test[:, None]).mean()))
+            float(attacker.predict(forget_test[:, None]).mean()) if len(forget_test) else None)
 
 
 def mia_loss(forget, forget_test, seed: int) -> tuple[float | None, float | None]:
     """Loss MIA, the "simple MIA" of the NeurIPS 2023 starting kit and SCRUB: per-sample
     losses of forget-train samples (label 1) vs forget-test samples (label 0; SCRUB restricts
-    the test side to the forgotten classes, we restrict it to the forget subset's test part),
+    the test side to the forgotten classes, we restrict it to the forget subset's test part;
+    for random forgetting it is held-out test samples, as in the kit's random forget set),
     balanced by subsampling the larger side, then ``LogisticRegression`` scored by
     ``StratifiedShuffleSplit(10 splits, seed)`` cross-validation. Returns (mean CV accuracy,
-    mean CV ROC AUC); chance is 0.5 for both."""
+    mean CV ROC AUC), chance 0.5 for both; (None, None) with fewer than 5 samples a side."""
     rng = np.random.default_rng(seed)
     n = min(len(forget), len(forget_test))
     if n < 5:

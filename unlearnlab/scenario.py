@@ -40,7 +40,8 @@ class Scenario:
     masks: dict[str, torch.Tensor]
     train_rows: torch.Tensor
     device: torch.device
-    forget_class: int
+    # None for random forgetting, whose samples come from every class.
+    forget_class: int | None
     probe: dict[str, tuple[str, torch.Tensor]]
     # What the forget spec resolved to (``forget_digest``): the cache keys use it, not the
     # spec's text, so that no cached model outlives an edited forget list.
@@ -52,7 +53,8 @@ class Scenario:
 
     @property
     def kind(self) -> str:
-        """The forgetting scenario: "feature" (a subset of a class) or "class"."""
+        """The forgetting scenario: "class", "feature" (a subset of a class) or "random" (a
+        stratified sample of the training set)."""
         return self.spec.scenario
 
     @property
@@ -95,8 +97,10 @@ class Scenario:
 
 
 def resolve_arch(cfg: RunConfig, spec: ForgetSpec) -> str:
-    """The run's architecture: the configured one, else the dataset's default for the kind."""
-    return cfg.arch or default_arch(cfg.dataset, spec.scenario)
+    """The run's architecture: the configured one, else the dataset's default for the kind
+    (random forgetting takes the feature default, like the methods' defaults)."""
+    kind = "feature" if spec.scenario == "random" else spec.scenario
+    return cfg.arch or default_arch(cfg.dataset, kind)
 
 
 def validation_rows(labels: torch.Tensor, forget: torch.Tensor, fraction: float,
@@ -130,7 +134,12 @@ def build_scenario(cfg: RunConfig) -> Scenario:
         val_rows, fit_rows = validation_rows(train.y, masks["train"], cfg.validation)
         # The validation split plays the test role; the test set itself is never read.
         test, train = train.subset(val_rows), train.subset(fit_rows)
-        masks = {"train": masks["train"][fit_rows], "test": masks["train"][val_rows]}
+        held_out = masks["train"][val_rows]
+        if spec.scenario == "random":
+            # as on the test split: random forgetting has no forget-test part, its held-out
+            # draws are test-role samples like the others
+            held_out = torch.zeros_like(held_out)
+        masks = {"train": masks["train"][fit_rows], "test": held_out}
     epochs = cfg.epochs or (QUICK["epochs"] if cfg.quick else None)
     if epochs:
         recipe = recipe_for(arch, epochs=epochs, oversample=recipe.oversample)
@@ -154,15 +163,29 @@ def build_scenario(cfg: RunConfig) -> Scenario:
         rows = oversample(train.y, cls, factor)
     return Scenario(cfg, dataset, spec, arch, recipe, train, test, masks, rows,
                     pick_device(cfg.device), class_of(spec, dataset, cfg.data_dir),
-                    probe_rows(masks, cfg.seed), digest, cfg.seed)
+                    probe_rows(masks, cfg.seed, test_reference=spec.scenario == "random"),
+                    digest, cfg.seed)
 
 
-def probe_rows(masks: dict[str, torch.Tensor], seed: int) -> dict[str, tuple[str, torch.Tensor]]:
+def probe_rows(masks: dict[str, torch.Tensor], seed: int, test_reference: bool = False
+               ) -> dict[str, tuple[str, torch.Tensor]]:
     """The forget samples of train and test, and a seeded balanced MIA shadow sample of
-    retain-train members and retain-test non-members."""
+    retain-train members and retain-test non-members.
+
+    With ``test_reference`` (random forgetting: the test split holds no forget sample, and
+    every test sample is a non-member from the forget set's distribution), ``forget_test`` is
+    instead a seeded half, floor(n/2), of the retain-test samples (the first entries of
+    ``torch.randperm`` with a generator seeded by ``seed``), and the shadow non-members come
+    from the other half, so that no attacker is scored on samples it was fitted to."""
     retain = {s: (~masks[s]).nonzero().squeeze(1) for s in ("train", "test")}
+    forget_test = masks["test"].nonzero().squeeze(1)
+    if test_reference:
+        order = torch.randperm(len(retain["test"]), generator=torch.Generator().manual_seed(seed))
+        half = len(order) // 2
+        forget_test = torch.sort(retain["test"][order[:half]]).values
+        retain["test"] = torch.sort(retain["test"][order[half:]]).values
     member, nonmember = mia.shadow_rows(len(retain["train"]), len(retain["test"]), seed)
     return {"forget_train": ("train", masks["train"].nonzero().squeeze(1)),
-            "forget_test": ("test", masks["test"].nonzero().squeeze(1)),
+            "forget_test": ("test", forget_test),
             "member": ("train", retain["train"][torch.as_tensor(member, dtype=torch.long)]),
             "nonmember": ("test", retain["test"][torch.as_tensor(nonmember, dtype=torch.long)])}

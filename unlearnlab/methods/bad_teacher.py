@@ -70,6 +70,7 @@ def incompetent_teacher(model: nn.Module, seed: int) -> nn.Module:
 @register_method
 class BadTeacher(UnlearningMethod):
     name = "bad_teacher"
+    scenarios = ("class", "feature", "random")
     # Lab defaults: a 5 % retain sample (the reference's 30 % costs 3x the time for the same
     # retain accuracy here) and lr 1e-3 (the reference's 1e-4 leaves the class at 26 %).
     defaults = {"epochs": 1, "lr": 1e-3, "batch_size": 256, "temperature": 1.0,

@@ -63,14 +63,18 @@ class UnlearningMethod:
     # bound. Checked on construction.
     ranges: ClassVar[dict[str, Range]] = {}
     # Refinements of ``defaults`` (the lab's tuned values), applied from the most general to
-    # the most specific key: the scenario kind ("class" or "feature"), the architecture
-    # (e.g. "mlp"), the dataset name, then "<dataset>:<kind>" (e.g. "mnist:feature").
+    # the most specific key: the scenario kind ("class", "feature" or "random"), the
+    # architecture (e.g. "mlp"), the dataset name, then "<dataset>:<kind>" (e.g.
+    # "mnist:feature"). Random forgetting reads the "feature" keys unless some key names
+    # "random" ("random" or "<dataset>:random"); see ``defaults_kind``.
     dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     # Named alternatives (e.g. "thesis": the published hyperparameters). Each preset lists only
     # the keys it changes; an optional "by_dataset" entry refines it per dataset.
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
-    # The forgetting scenarios the method is meant for: "class" (a whole class) and/or
-    # "feature" (a subset of one class); the leaderboard runs it only there.
+    # The forgetting scenarios the method is meant for: "class" (a whole class), "feature" (a
+    # subset of one class) and/or "random" (a sample of every class); the leaderboard runs it
+    # only there, and a method that does not declare "random" is refused on it
+    # (``check_scenario``).
     scenarios: ClassVar[tuple[str, ...]] = ("class", "feature")
 
     def __init__(self, params: Mapping[str, Any] | None = None, preset: str = "default"):
@@ -106,6 +110,24 @@ class UnlearningMethod:
         return preset == TUNED and preset not in cls.presets
 
     @classmethod
+    def check_scenario(cls, scenario: str | None) -> None:
+        """Raise ``ConfigError`` for random forgetting when the method does not declare it: class
+        and feature forgetting both forget samples of one class, random forgetting samples of
+        every class, which a method written for one class may not handle."""
+        if scenario == "random" and "random" not in cls.scenarios:
+            raise ConfigError(f"method '{cls.name}' is not meant for random forgetting (its "
+                              f"scenarios: {', '.join(cls.scenarios)}); choose another method")
+
+    @classmethod
+    def defaults_kind(cls, scenario: str | None) -> str | None:
+        """The scenario kind whose ``dataset_defaults`` keys a run reads: random forgetting
+        reads the "feature" ones unless a key names "random"."""
+        if scenario == "random" and not any(key == "random" or key.endswith(":random")
+                                            for key in cls.dataset_defaults):
+            return "feature"
+        return scenario
+
+    @classmethod
     def check_names(cls, params: Mapping[str, Any]) -> None:
         """Raise ``ConfigError`` for a key of ``params`` that is not a parameter."""
         unknown = sorted(set(params) - set(cls.defaults))
@@ -127,9 +149,11 @@ class UnlearningMethod:
                        overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The hyperparameters of a run, without reading any file: the generic ``defaults``,
         refined by ``dataset_defaults`` (scenario kind, architecture, dataset,
-        "<dataset>:<kind>") unless a named preset is chosen, then the preset's keys (for
-        ``tuned``: the params of the tuned entry, ``tuned``), its ``by_dataset`` entry for
-        ``dataset``, then ``overrides``."""
+        "<dataset>:<kind>", with the kind of ``defaults_kind``) unless a named preset is
+        chosen, then the preset's keys (for ``tuned``: the params of the tuned entry,
+        ``tuned``), its ``by_dataset`` entry for ``dataset``, then ``overrides``. A scenario
+        the method is not meant for is refused (``check_scenario``)."""
+        cls.check_scenario(scenario)
         uses_tuned = cls.check_preset(preset)
         cls.check_names(overrides or {})
         if uses_tuned:
@@ -150,7 +174,8 @@ class UnlearningMethod:
             base = cls.defaults  # a named preset starts from the generic defaults
         else:  # the tuned parameters were searched on top of the dataset's defaults
             base = dict(cls.defaults)
-            for key in (scenario, arch, dataset, f"{dataset}:{scenario}"):
+            kind = cls.defaults_kind(scenario)
+            for key in (kind, arch, dataset, f"{dataset}:{kind}"):
                 base.update(cls.dataset_defaults.get(key, {}))
         return {**base, **chosen, **by_dataset.get(dataset, {}), **(overrides or {})}
 

@@ -66,6 +66,7 @@ def neighbour_labels(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bound: 
 @register_method
 class BoundaryShrink(UnlearningMethod):
     name = "boundary_shrink"
+    scenarios = ("class", "feature", "random")
     defaults = {"bound": 0.1, "epochs": 1, "lr": 1e-4, "batch_size": 64}
     ranges = {"bound": POSITIVE}
     # The generic defaults above are the CNN class values; "mlp" holds the class-forgetting MLP

@@ -27,6 +27,7 @@ from .registry import register_method
 @register_method
 class Finetune(UnlearningMethod):
     name = "finetune"
+    scenarios = ("class", "feature", "random")
     # Lab defaults: one epoch over 4,000 retain samples at a high lr (forgetting needs it).
     defaults = {"epochs": 1, "lr": 1e-2, "batch_size": 128, "retain_samples": 4000}
     ranges = {"retain_samples": SAMPLE_COUNT}

@@ -123,6 +123,7 @@ def retain_sample(task: UnlearnTask, n2r: float,
 @register_method
 class GEMU(UnlearningMethod):
     name = "gemu"
+    scenarios = ("class", "feature", "random")
     # Lab defaults (= the MNIST tuning below): one cheap noise epoch, a 512-wide generator,
     # bounded noise, large batches, a retain sample of 2 x |D_f|.
     defaults = {"epochs": 1, "noise_lr": 1e-3, "noise_batch": 512, "n2r": 2.0, "lam": 0.1,

@@ -36,6 +36,7 @@ from .registry import register_method
 @register_method
 class GradientAscent(UnlearningMethod):
     name = "gradient_ascent"
+    scenarios = ("class", "feature", "random")
     # Lab defaults: small steps, stopped early by the forget loss (``epochs`` is only a cap).
     defaults = {"lr": 3e-5, "epochs": 20, "batch_size": 64, "shuffle": True, "max_steps": 0,
                 "stop_loss": 0.6}

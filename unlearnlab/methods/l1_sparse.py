@@ -45,6 +45,7 @@ from .registry import register_method
 @register_method
 class L1Sparse(UnlearningMethod):
     name = "l1_sparse"
+    scenarios = ("class", "feature", "random")
     # Lab defaults: one epoch over a 20 % retain sample (about 1/15 of a CNN retraining).
     defaults = {"epochs": 1, "lr": 1e-3, "batch_size": 128, "alpha": 2e-3,
                 "retain_fraction": 0.2}

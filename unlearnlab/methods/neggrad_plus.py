@@ -49,6 +49,7 @@ class CyclicBatches:
 @register_method
 class NegGradPlus(UnlearningMethod):
     name = "neggrad_plus"
+    scenarios = ("class", "feature", "random")
     defaults = {"alpha": 0.9, "epochs": 1, "lr": 3e-4, "batch_size": 128, "forget_batch": 128,
                 "retain_per_epoch": 3000}
     ranges = {"alpha": FRACTION, "retain_per_epoch": SAMPLE_COUNT}

@@ -54,6 +54,7 @@ def relabelled_mix(task: UnlearnTask, forget_samples: int, retain_ratio: float,
 @register_method
 class RandomLabel(UnlearningMethod):
     name = "random_label"
+    scenarios = ("class", "feature", "random")
     defaults = {"epochs": 1, "lr": 1e-3, "batch_size": 128, "forget_samples": 500,
                 "retain_ratio": 4.0}
     ranges = {"forget_samples": SAMPLE_COUNT, "retain_ratio": NON_NEGATIVE}

@@ -55,6 +55,7 @@ class SalUn(RandomLabel):
     """``random_label`` with the fine-tuning masked to the most salient weights."""
 
     name = "salun"
+    scenarios = ("class", "feature", "random")
     defaults = {"mask_fraction": 0.5, "epochs": 1, "lr": 1e-3, "batch_size": 128,
                 "forget_samples": 500, "retain_ratio": 4.0, "mask_batch": 512}
     ranges = {**RandomLabel.ranges, "mask_fraction": Range(0, 1, "(]")}

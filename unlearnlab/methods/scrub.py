@@ -48,6 +48,7 @@ def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
 @register_method
 class Scrub(UnlearningMethod):
     name = "scrub"
+    scenarios = ("class", "feature", "random")
     defaults = {"epochs": 2, "msteps": 1, "lr": 5e-4, "batch_size": 128, "forget_batch": 128,
                 "alpha": 1.0, "gamma": 1.0, "temperature": 1.0, "retain_per_epoch": 2048,
                 "forget_per_epoch": 1024}

@@ -48,6 +48,7 @@ from .registry import register_method
 @register_method
 class SSD(UnlearningMethod):
     name = "ssd"
+    scenarios = ("class", "feature", "random")
     # The paper's alpha 10 selects almost nothing on the lab's models; alpha 3 forgets most of
     # the class (docs/tuning-notes.md#ssd).
     defaults = {"selection_weighting": 3.0, "dampening_constant": 1.0, "batch_size": 64,

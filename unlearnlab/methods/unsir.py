@@ -51,6 +51,7 @@ from .registry import register_method
 @register_method
 class UNSIR(UnlearningMethod):
     name = "unsir"
+    scenarios = ("class", "feature", "random")
     # Reference notebook: noise lr 0.1, 5 steps, lam 0.1, impair lr 0.02, repair lr 0.01.
     # Lab defaults: the notebook's noise phase, 5 copies instead of 20, a 10 % retain sample and
     # Adam rates 4-10x lower than the notebook's (its 0.02 / 0.01 cost 3 retain points).
