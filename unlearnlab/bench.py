@@ -8,11 +8,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from .compare import BASELINES, FLAGS, compare
+from .compare import (
+    BASELINES,
+    FLAGS,
+    check_inputs,
+    check_out_not_data,
+    check_scenario,
+    run_comparison,
+)
 from .config import RunConfig
+from .errors import ConfigError
 from .forget import parse_forget
 from .methods import get_method, list_methods
-from .store import atomic_path
+from .store import atomic_path, output_folder
 
 # Class forgetting (seed A's scenario) and the thesis's three feature subsets, with the
 # short names the leaderboard uses. Each scenario names its architecture (None: the dataset's
@@ -36,6 +44,12 @@ def scenario_name(dataset: str, forget: str) -> str:
     return SHORT_NAMES.get((dataset, forget)) or f"{dataset}-{canonical.replace(':', '-')}"
 
 
+# What an output folder of ``bench`` held before it carried ``store.OUTPUT_MARKER`` (see
+# ``compare.OUTPUT_NAMES``): the leaderboard and one folder per scenario.
+OUTPUT_NAMES = ("leaderboard.md", "leaderboard.csv", ".*.tmp", "mnist-*", "fashion-*",
+                "cmnist-*", "fashion_mnist-*", "digits-*")
+
+
 def bench(cfg: RunConfig, methods: list[str] | None = None, seeds: int = 5,
           out: Path | None = None,
           scenarios: tuple[tuple[str, str, str | None], ...] = STANDARD_SCENARIOS
@@ -44,17 +58,40 @@ def bench(cfg: RunConfig, methods: list[str] | None = None, seeds: int = 5,
     methods (registry keys or ``module:Class``) meant for its kind
     (``UnlearningMethod.scenarios``) and return one row per
     (scenario, method, seed) with the gap to the retrained ensemble, speed-up and flags; with
-    ``out``, also write ``leaderboard.md`` and ``leaderboard.csv``."""
-    methods = methods or list_methods()
-    frames = []
+    ``out``, also write ``leaderboard.md`` and ``leaderboard.csv``.
+
+    Every scenario and its methods are checked (as in ``compare``) before the first model is
+    trained, and ``out`` is written whole or not at all (``store.output_folder``)."""
+    if methods is None or (isinstance(methods, list | tuple) and not methods):
+        methods = list_methods()
+    check_inputs(cfg, methods, seeds, out, "default")
+    if not isinstance(scenarios, list | tuple) or not scenarios or not all(
+            isinstance(s, list | tuple) and len(s) == 3 for s in scenarios):
+        raise ConfigError("scenarios must be a non-empty list of (dataset, forget, arch) "
+                          f"triples, got {scenarios!r}")
+    plan = []
     for dataset, forget, arch in scenarios:
-        name = scenario_name(dataset, forget)
         kind = parse_forget(forget).scenario
         chosen = [m for m in methods if kind in get_method(m).scenarios]
-        if not chosen:
-            continue
-        scenario = replace(cfg, dataset=dataset, forget=forget, method=chosen[0], arch=arch)
-        comparison = compare(scenario, chosen, seeds, None if out is None else Path(out) / name)
+        if chosen:
+            scenario = replace(cfg, dataset=dataset, forget=forget, method=chosen[0], arch=arch)
+            plan.append((scenario_name(dataset, forget), scenario, chosen))
+    if not plan:
+        raise ConfigError("no method is meant for any of the scenarios; add methods")
+    if out is None:
+        return _bench(plan, seeds, None, cfg.quick)
+    check_out_not_data(Path(out), cfg.data_dir, "bench")
+    with output_folder(Path(out), "bench", OUTPUT_NAMES) as folder:
+        return _bench(plan, seeds, folder, cfg.quick)
+
+
+def _bench(plan: list, seeds: int, out: Path | None, quick: bool) -> pd.DataFrame:
+    """``bench``'s work: every scenario checked first, then compared; writes into ``out``."""
+    firsts = [check_scenario(scenario, chosen, "default") for _, scenario, chosen in plan]
+    frames = []
+    for (name, scenario, chosen), first in zip(plan, firsts, strict=True):
+        comparison = run_comparison(scenario, chosen, seeds,
+                                    None if out is None else Path(out) / name, "default", first)
         rows = comparison.rows[~comparison.rows["model"].isin(BASELINES)]
         rows = rows.rename(columns={"model": "method"})
         rows.insert(0, "scenario", name)
@@ -65,7 +102,7 @@ def bench(cfg: RunConfig, methods: list[str] | None = None, seeds: int = 5,
         with atomic_path(Path(out) / "leaderboard.csv") as tmp:
             rows.to_csv(tmp, index=False)
         with atomic_path(Path(out) / "leaderboard.md") as tmp:
-            tmp.write_text(leaderboard_markdown(rows, seeds, cfg.quick))
+            tmp.write_text(leaderboard_markdown(rows, seeds, quick))
     return rows
 
 

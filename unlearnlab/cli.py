@@ -8,17 +8,18 @@ import sys
 from pathlib import Path
 
 from . import bundle, metrics
-from .bench import STANDARD_SCENARIOS, bench, leaderboard_markdown
+from .bench import bench, leaderboard_markdown
 from .compare import compare, markdown
 from .config import RunConfig
-from .data import list_datasets, load_dataset
+from .data import data_root, list_datasets, load_dataset
+from .data.builtin import IDX_FILES
 from .errors import BundleError, ConfigError, DataError, UnlearnlabError
 from .experiment import check_method, run
 from .figures import cli as figures_cli
 from .methods import coerce_params, get_method, list_methods, parse_set_options
 from .metrics import select_metrics
 from .models import list_models
-from .store import write_json
+from .store import check_file_target, check_folder_target, write_json
 
 
 class _Parser(argparse.ArgumentParser):
@@ -185,7 +186,10 @@ def _pair(score, chance) -> str:
 def cmd_run(args) -> int:
     method_cls = get_method(args.method)
     params = coerce_params(method_cls, parse_set_options(args.sets))
-    result = run(_config(args, method=args.method, params=params, seed=args.seed))
+    cfg = _config(args, method=args.method, params=params, seed=args.seed)
+    if args.json:
+        check_file_target(args.json, "--json")
+    result = run(cfg)
     if args.json:
         write_json(args.json, result.record)
     if "diverged" in result.record["flags"]:
@@ -223,8 +227,6 @@ def cmd_bench(args) -> int:
             get_method(name)
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
-    for dataset, _, _ in STANDARD_SCENARIOS:
-        load_dataset(dataset, args.data_dir)  # every dataset is there before hours of work
     cfg = RunConfig(quick=args.quick, data_dir=args.data_dir, device=args.device)
     rows = bench(cfg, methods, args.seeds, args.out)
     print(leaderboard_markdown(rows, args.seeds, args.quick))
@@ -236,13 +238,15 @@ def cmd_rescore(args) -> int:
     """Rescore every bundle; a damaged one is reported on one stderr line and skipped. Exit
     status: 2 when any bundle was damaged, else 1 when any differs from its record, else 0."""
     folders = bundle.find(args.path)
+    for folder in folders:  # each gets its rescored.json: refuse before rescoring any
+        check_folder_target(folder, "rescore bundle")
     mismatched = damaged = 0
     for folder in folders:
         try:
             result = bundle.rescore(folder)
         except BundleError as exc:
             damaged += 1
-            print(f"unlearnlab: error: {exc}", file=sys.stderr)
+            print(f"unlearnlab: error: {one_line(exc)}", file=sys.stderr)
             continue
         if result["differences"]:
             mismatched += 1
@@ -273,10 +277,17 @@ def cmd_tune(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    """Seed A's experiment on MNIST; on scikit-learn's digits only when the MNIST files are
+    missing and cannot be downloaded. A damaged MNIST file is an error, never a fallback."""
     dataset = "mnist"
+    folder, files = IDX_FILES["mnist"]
+    raw = data_root(args.data_dir) / folder / "raw"
+    missing = not all((raw / name).is_file() for name, _ in files)
     try:
         load_dataset("mnist", args.data_dir)
     except DataError as exc:
+        if not missing:
+            raise
         print(f"MNIST is not available ({exc}); running the demo on scikit-learn's digits instead")
         dataset = "digits"
     cfg = RunConfig(dataset=dataset, forget="class:6", method="relabel", params={"target": 3},
@@ -285,19 +296,27 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def one_line(exc: Exception) -> str:
+    """The message of ``exc`` on one line: a line break quoted from the input (a ``--set``
+    value, a path) is written as ``\\n``, so that the error stays one line."""
+    return str(exc).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     logging.basicConfig(level=logging.INFO, format="unlearnlab: %(message)s", stream=sys.stderr)
     try:
         args = build_parser().parse_args(argv)
+        if args.command == "figures":
+            check_folder_target(args.out, "figures --out")
         return {"run": cmd_run, "compare": cmd_compare, "bench": cmd_bench,
                 "rescore": cmd_rescore, "tune": cmd_tune, "demo": cmd_demo,
                 "figures": figures_cli.main}[args.command](args)
     except UnlearnlabError as exc:
         if debug:
             raise
-        print(f"unlearnlab: error: {exc}", file=sys.stderr)
+        print(f"unlearnlab: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("unlearnlab: interrupted; nothing partial was written", file=sys.stderr)

@@ -4,6 +4,8 @@ mean ± std tables against the retrained ensemble and the KL matrix on the forge
 
 from __future__ import annotations
 
+import os
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -13,9 +15,12 @@ from torch import nn
 
 from . import metrics
 from .config import RunConfig
-from .experiment import prepare, run_method
+from .data import data_root
+from .errors import ConfigError
+from .experiment import check_data_root, check_method, check_task, prepare, run_method
 from .metrics import kl_matrix
-from .store import atomic_path, write_json
+from .scenario import Scenario, build_scenario
+from .store import atomic_path, output_folder, write_json
 from .verdict import GAP_KEYS, avg_gap, guard_flags, z_score
 
 # The baselines of every seed, named as in the run record.
@@ -59,14 +64,80 @@ class Comparison:
         return summarize(self.rows)
 
 
+# What an output folder of ``compare`` held before it carried ``store.OUTPUT_MARKER``: such a
+# folder may be replaced by a new output; any other folder is refused.
+OUTPUT_NAMES = ("results.csv", "summary.md", "kl.json", "*_seed*.json", ".*.tmp")
+
+
 def compare(cfg: RunConfig, methods: list[str], seeds: int, out: Path | None = None,
             preset: str = "default") -> Comparison:
     """Run every method (a registry key or ``module:Class``; rows and files are named by the
     method's ``name``) on seeds 0..seeds-1 and (with ``out``) write the records, a CSV, the KL
-    matrices and a markdown summary there."""
+    matrices and a markdown summary there.
+
+    Everything is checked before any model is trained: the inputs' types, the methods and
+    their parameters (also against the data: ``UnlearningMethod.check_task``), ``out`` and the
+    data root's folders. ``out`` is written whole or not at all (``store.output_folder``): an
+    interrupted comparison leaves an earlier output there untouched."""
+    check_inputs(cfg, methods, seeds, out, preset)
+    if out is None:
+        return run_comparison(cfg, methods, seeds, None, preset, check_scenario(cfg, methods,
+                                                                               preset))
+    check_out_not_data(Path(out), cfg.data_dir, "compare")
+    with output_folder(Path(out), "compare", OUTPUT_NAMES) as folder:
+        first = check_scenario(cfg, methods, preset)
+        return run_comparison(cfg, methods, seeds, folder, preset, first)
+
+
+def check_inputs(cfg, methods, seeds, out, preset) -> None:
+    """The types of ``compare``'s (and ``bench``'s) arguments, each a one-line ConfigError."""
+    if not isinstance(cfg, RunConfig):
+        raise ConfigError(f"cfg must be a RunConfig, got {type(cfg).__name__}")
+    if isinstance(methods, str) or not isinstance(methods, list | tuple) \
+            or not all(isinstance(m, str | type) for m in methods):
+        raise ConfigError(f"methods must be a list of method names (empty: the baselines "
+                          f"only), got {methods!r}")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"seeds must be a positive integer, got {seeds!r}")
+    if out is not None and not isinstance(out, str | os.PathLike):
+        raise ConfigError(f"out must be a folder path or None, got {type(out).__name__}")
+    if not isinstance(preset, str):
+        raise ConfigError(f"preset must be a str, got {type(preset).__name__}")
+
+
+def check_out_not_data(out: Path, data_dir: str | None, command: str) -> None:
+    """Refuse an output folder that is the data root or holds it: writing the output whole
+    would replace the datasets and caches."""
+    root, target = data_root(data_dir).resolve(), out.resolve()
+    if target == root or target in root.parents:
+        raise ConfigError(f"{command} --out '{out}' is the data root or a folder holding it; "
+                          "name a folder of its own, e.g. results/<name>")
+
+
+def check_scenario(cfg: RunConfig, methods, preset: str) -> Scenario:
+    """Seed 0's scenario, after checking the data root's folders, each method with its preset
+    and each method against the scenario's data: a wrong name, parameter or class fails here,
+    before any model is trained. Names that resolve to one method twice are refused."""
+    checked = [check_method(replace(cfg, method=m, params={}, preset=preset)) for m in methods]
+    names = [m.name for m in checked]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"methods name '{twice[0]}' twice; name each method once")
+    check_data_root(cfg.data_dir)
+    first = build_scenario(replace(cfg, seed=0))
+    for method in checked:
+        check_task(first, method)
+    return first
+
+
+def run_comparison(cfg: RunConfig, methods, seeds: int, out: Path | None, preset: str,
+                   first: Scenario) -> Comparison:
+    """``compare``'s work once checked, writing straight into ``out`` (a folder of its own);
+    ``first`` is seed 0's scenario."""
     rows, records, kls, all_models, histories = [], [], {}, {}, {}
     for seed in range(seeds):
-        base = prepare(replace(cfg, seed=seed), untrained=True)
+        base = prepare(replace(cfg, seed=seed), untrained=True,
+                       scenario=first if seed == 0 else None)
         models = {role: base.models[role] for role in BASELINES}
         logits = dict(base.outputs)  # probe-set logits
         for role, evaluation in base.evaluations.items():
@@ -225,7 +296,10 @@ def write_outputs(comparison: Comparison, out: Path, cfg: RunConfig) -> None:
     with atomic_path(out / "results.csv") as tmp:
         comparison.rows.to_csv(tmp, index=False)
     names = comparison.kl[0][0]
-    mean_kl = np.nanmean([m for _, m in comparison.kl.values()], axis=0)
+    with warnings.catch_warnings():
+        # A diverged method's row is NaN on every seed: its mean is NaN (written as null).
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean_kl = np.nanmean([m for _, m in comparison.kl.values()], axis=0)
     per_seed = {seed: matrix.tolist() for seed, (_, matrix) in comparison.kl.items()}
     write_json(out / "kl.json", {"names": names, "definition": "mean KL(P_row || P_col) on the "
                                  "forget training set, averaged over seeds",

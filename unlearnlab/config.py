@@ -77,6 +77,9 @@ class RunConfig:
                     isinstance(m, str) for m in self.metrics):
                 raise ConfigError(f"metrics must be a list of metric names, got {self.metrics!r}")
             self.metrics = list(self.metrics)
+            from .metrics import select_metrics  # lazy: metrics imports torch and the MIAs
+
+            select_metrics(self.metrics)  # an unknown name fails here, not after training
         v = self.validation
         if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)
                               or not 0 < v <= 0.5):

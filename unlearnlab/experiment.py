@@ -18,7 +18,8 @@ from torch import nn
 
 from . import bundle, cache
 from .config import RunConfig
-from .errors import DivergenceError
+from .data import data_root
+from .errors import ConfigError, DivergenceError
 from .evaluation import evaluate_logits
 from .forget import parse_forget
 from .methods import create
@@ -32,6 +33,7 @@ from .metrics import (
 )
 from .record import build_record, bundle_dir
 from .scenario import Scenario, build_scenario, resolve_arch
+from .store import check_folder_target
 from .training import predict, seed_everything
 from .verdict import avg_gap, guard_flags
 
@@ -84,10 +86,15 @@ def scored_outputs(sc: Scenario, outputs: dict[str, dict[str, torch.Tensor]]) ->
     return Outputs(sc.probe_labels(), dict(outputs), sc.config.seed)
 
 
-def prepare(cfg: RunConfig, untrained: bool = False) -> Baselines:
-    """Build the scenario and train or load its original and retrained models, and evaluate
-    them (with ``untrained``, the fresh initialisation is evaluated as a baseline too)."""
-    sc = build_scenario(cfg)
+def prepare(cfg: RunConfig, untrained: bool = False, scenario: Scenario | None = None
+            ) -> Baselines:
+    """Build the scenario (or take ``scenario``, built from ``cfg`` beforehand, e.g. to check
+    the methods against it first) and train or load its original and retrained models, and
+    evaluate them (with ``untrained``, the fresh initialisation is evaluated as a baseline)."""
+    if scenario is not None and scenario.config != cfg:
+        raise ConfigError("prepare: the scenario given was built from another configuration; "
+                          "pass the RunConfig it was built from")
+    sc = scenario if scenario is not None else build_scenario(cfg)
     models, metas = {"untrained": cache.new_model(sc).eval()}, {}
     for role in ("original", "retrained"):
         models[role], metas[role] = cache.train_or_load(sc, role)
@@ -195,7 +202,51 @@ def check_method(cfg: RunConfig):
                          data_dir=cfg.data_dir, params=cfg.params)
 
 
+def forget_classes(sc: Scenario) -> list[int]:
+    """The classes of the scenario's forget training samples, sorted."""
+    return sorted(int(c) for c in sc.train.y[sc.masks["train"]].unique())
+
+
+def check_task(sc: Scenario, method) -> None:
+    """``method``'s parameters against the scenario's data (``UnlearningMethod.check_task``):
+    run once the scenario is built, before any model is trained."""
+    method.check_task(sc.dataset.num_classes, forget_classes(sc))
+
+
+# Folders of the data root every run writes: cached models, and the run's bundle.
+WRITTEN = {"models": "caches its models and evaluations under models/ and always writes its "
+                     "bundle under runs/, even when every model is cached",
+           "runs": "always writes the run's bundle under runs/, even when every model is "
+                   "cached"}
+
+
+def check_data_root(data_dir: str | None, written: dict[str, str] = WRITTEN) -> None:
+    """Raise ``ConfigError`` unless the data root's folders in ``written`` (name: why it is
+    written) can be written, before any data is read. A run needs them even when every model
+    is cached, as it always writes its bundle under ``runs/``."""
+    root = data_root(data_dir)
+    for name, why in written.items():
+        try:
+            check_folder_target(root / name, "data root folder")
+        except ConfigError as exc:
+            raise ConfigError(f"{exc}; the command {why} (pass --data-dir with a writable data "
+                              "root)") from None
+
+
+def check_before_work(cfg: RunConfig) -> Scenario:
+    """Every check that needs no training, in order: the method and its parameters, the data
+    root's writable folders, then the scenario (data read here) and the method against it.
+    Returns the scenario, for ``prepare``."""
+    method = check_method(cfg)
+    check_data_root(cfg.data_dir)
+    sc = build_scenario(cfg)
+    check_task(sc, method)
+    return sc
+
+
 def run(cfg: RunConfig) -> RunResult:
     """Train or load the original and retrained models, unlearn, evaluate all three."""
-    check_method(cfg)
-    return run_method(prepare(cfg), cfg.method, cfg.params, cfg.preset)
+    if not isinstance(cfg, RunConfig):
+        raise ConfigError(f"run takes a RunConfig, got {type(cfg).__name__}")
+    sc = check_before_work(cfg)
+    return run_method(prepare(cfg, scenario=sc), cfg.method, cfg.params, cfg.preset)

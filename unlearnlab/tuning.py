@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import socket
@@ -46,15 +47,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import RunConfig
+from .config import MAX_SEED, RunConfig
 from .data import data_root, dataset_spec
 from .errors import ConfigError
-from .experiment import Baselines, prepare, unlearn_and_assess
+from .experiment import Baselines, check_data_root, check_task, prepare, unlearn_and_assess
 from .forget import parse_forget
 from .methods import create, get_method
 from .methods.presets import TUNED_FILE, read_tuned
-from .scenario import resolve_arch
-from .store import write_json
+from .scenario import Scenario, build_scenario, resolve_arch
+from .store import check_file_target, write_json
 from .verdict import GAP_KEYS, avg_gap
 
 log = logging.getLogger("unlearnlab")
@@ -144,7 +145,21 @@ class TuneResult:
 # ------------------------------------------------------------------------------- checks
 
 def check(cfg: TuneConfig) -> None:
-    """Fail on a bad input before any data is read or any storage is opened."""
+    """Fail on a bad input before any data is read or any storage is opened: the fields'
+    types, the method, the preset file (``check_preset_file``) and every folder the study
+    writes (the data root's models/, presets/ and, with the default storage, studies/)."""
+    if not isinstance(cfg, TuneConfig):
+        raise ConfigError(f"tune takes a TuneConfig, got {type(cfg).__name__}")
+    for name in ("storage", "study"):
+        value = getattr(cfg, name)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{name} must be a str or None, got {type(value).__name__} "
+                              f"{value!r}")
+    seed = cfg.sampler_seed
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"sampler_seed must be an integer between 0 and {MAX_SEED}, got "
+                          f"{seed!r}")
+    cfg.run_config(0)  # RunConfig checks dataset, forget, method, quick, data_dir, device, ...
     dataset_spec(cfg.dataset)
     parse_forget(cfg.forget)
     method = get_method(cfg.method)
@@ -156,6 +171,38 @@ def check(cfg: TuneConfig) -> None:
             raise ConfigError(f"--{name} must be a positive integer, got {value}")
     if not cfg.study_name.strip():
         raise ConfigError("--study is empty: name the study or leave the option out")
+    written = {"models": "caches the ensemble's models there",
+               "presets": "writes the best trial to presets/tuned.json"}
+    if not cfg.storage:
+        written["studies"] = "keeps the study in studies/optuna.db"
+    check_data_root(cfg.data_dir, written)
+    public_url(storage_url(cfg))  # a malformed --storage URL fails here
+    path = data_root(cfg.data_dir) / TUNED_FILE
+    check_file_target(path, "tuned preset file")
+    check_preset_file(path, cfg.method)
+
+
+def check_preset_file(path: Path, method: str) -> None:
+    """Raise ``ConfigError`` unless ``write_preset`` can add ``method``'s entry to the preset
+    file at ``path`` (missing, or a JSON object whose ``method`` entry, if any, is an object).
+    The file holds every method's tuned presets, so the advice names what to repair, never
+    to delete the file."""
+    if not path.is_file():
+        return
+    keep = "it holds the tuned presets of every method, so repair it rather than delete it"
+    try:
+        content = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ConfigError(f"tuned presets '{path}' are not valid JSON ({exc}); {keep}, or move "
+                          "it aside to start a new file") from exc
+    if not isinstance(content, dict):
+        raise ConfigError(f"tuned presets '{path}' must hold a JSON object {{method: {{dataset: "
+                          f"entry}}}}, not a {type(content).__name__}; {keep}, or move it aside")
+    entry = content.get(method)
+    if entry is not None and not isinstance(entry, dict):
+        raise ConfigError(f"tuned presets '{path}': the entry '{method}' must be an object "
+                          "{dataset: entry}; fix or remove that entry (the other methods' "
+                          "entries stay as they are)")
 
 
 def storage_url(cfg: TuneConfig) -> str:
@@ -207,10 +254,20 @@ def open_storage(cfg: TuneConfig):
 
 # ---------------------------------------------------------------------------- objective
 
-def baselines(cfg: TuneConfig) -> list[Baselines]:
+def baselines(cfg: TuneConfig, first: Scenario | None = None) -> list[Baselines]:
     """The original and retrained models of seeds 0..seeds-1 on the validation setup,
-    trained or loaded once per process and shared by every trial."""
-    return [prepare(cfg.run_config(seed)) for seed in range(cfg.seeds)]
+    trained or loaded once per process and shared by every trial (``first``: seed 0's
+    scenario, already built by ``check_scenario``)."""
+    return [prepare(cfg.run_config(seed), scenario=first if seed == 0 else None)
+            for seed in range(cfg.seeds)]
+
+
+def check_scenario(cfg: TuneConfig) -> Scenario:
+    """Seed 0's scenario, with the method's default parameters checked against its data
+    (``UnlearningMethod.check_task``) before the study is opened or a model trained."""
+    sc = build_scenario(cfg.run_config(0))
+    check_task(sc, cfg.unlearner())
+    return sc
 
 
 def ensemble_means(bases: list[Baselines]) -> dict[str, float]:
@@ -342,15 +399,18 @@ def tune(cfg: TuneConfig) -> TuneResult:
     from optuna.trial import TrialState
 
     check(cfg)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress comes from _progress
-    study = load_study(cfg)
+    # Progress comes from _progress. Optuna's own warning on a failed trial carries the
+    # traceback of the error (a Ctrl-C too), which then reaches the CLI as one line anyway.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = load_study(cfg)  # an unreachable storage fails before the data is read
+    first = check_scenario(cfg)
     path = data_root(cfg.data_dir) / TUNED_FILE
     result = TuneResult(study, None, path, config=cfg)
     todo = cfg.trials - complete_trials(study)
     if todo > 0:
         log.info("study '%s': %d of %d trials to run; preparing the baselines of %d seed(s)",
                  cfg.study_name, todo, cfg.trials, cfg.seeds)
-        bases = baselines(cfg)
+        bases = baselines(cfg, first)
         mine_before = _own_count(study)
         stop = MaxTrialsCallback(cfg.trials, states=(TrialState.COMPLETE,))
         try:

@@ -11,7 +11,7 @@ code, in ``search_space(trial)``; its best trial is then available as the preset
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -92,6 +92,11 @@ class UnlearningMethod:
     def check_params(self) -> None:
         """Checks of ``self.params`` beyond their types and ranges (``ranges`` and the naming
         conventions of ``params.convention_range``); raise ``ConfigError``."""
+
+    def check_task(self, num_classes: int, forget_classes: Sequence[int]) -> None:
+        """Checks of ``self.params`` against the data (e.g. a class index within
+        ``num_classes``, or not among ``forget_classes``, the classes of the forget set); raise
+        ``ConfigError``. Called once the scenario is built and before any model is trained."""
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         """Return an unlearned copy of ``model``."""

@@ -32,9 +32,10 @@ def read_tuned(path: Path) -> dict:
         return {}
     try:
         content = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"tuned presets '{path}' are not valid JSON ({exc}); delete the file "
-                          "and run `unlearnlab tune` again") from exc
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # e.g. a 5000-digit int
+        raise ConfigError(f"tuned presets '{path}' are not valid JSON ({exc}); the file holds "
+                          "every method's tuned presets: repair it, or move it aside and run "
+                          "`unlearnlab tune` again") from exc
     if not isinstance(content, dict):
         raise ConfigError(f"tuned presets '{path}' must hold a JSON object")
     return content

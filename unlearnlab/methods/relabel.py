@@ -31,13 +31,19 @@ class Relabel(UnlearningMethod):
     # relearns the output layer.
     dataset_defaults = {"mlp": {"freeze": ["fc1"]}}
 
+    def check_task(self, num_classes, forget_classes):
+        target = self.params["target"]
+        if not 0 <= target < num_classes:
+            raise ConfigError(f"relabel: target {target} is not a class 0-{num_classes - 1}; "
+                              "pick one with --set target=<class>")
+        if target in forget_classes:
+            raise ConfigError(f"relabel: target {target} is the forgotten class; pick another "
+                              "with --set target=<class>")
+
     def unlearn(self, model, task: UnlearnTask):
         p = self.params
-        if not 0 <= p["target"] < task.num_classes:
-            raise ConfigError(f"relabel: target {p['target']} is not a class "
-                              f"0-{task.num_classes - 1}")
-        if (task.forget_y == p["target"]).any():
-            raise ConfigError(f"relabel: target {p['target']} is the forgotten class; pick another")
+        # The runners call check_task before training; a direct call is checked here too.
+        self.check_task(task.num_classes, task.forget_y.unique().tolist())
         model = self.copy_model(model)
         modules = dict(model.named_modules())
         missing = [name for name in p["freeze"] if name not in modules]
