@@ -65,7 +65,9 @@ def _damaged(folder: Path, problem: str, fix: str = RERUN) -> BundleError:
     return BundleError(f"bundle '{folder}': {problem}; {fix}")
 
 
-def _load_record(folder: Path) -> dict:
+def read_record(folder: Path) -> dict:
+    """A bundle's ``record.json`` as a dict (``BundleError`` when unreadable or not an
+    object)."""
     try:
         record = json.loads((folder / RECORD).read_text())
     except OSError as exc:
@@ -75,6 +77,11 @@ def _load_record(folder: Path) -> dict:
         raise _damaged(folder, f"{RECORD} is not valid JSON ({_first_line(exc)})") from exc
     if not isinstance(record, dict):
         raise _damaged(folder, f"{RECORD} holds a {type(record).__name__}, not a record")
+    return record
+
+
+def _load_record(folder: Path) -> dict:
+    record = read_record(folder)
     models = record.get("models")
     if not isinstance(models, dict) or not all(isinstance(models.get(m), dict)
                                                for m in ("original", "retrained")):
@@ -182,6 +189,12 @@ def rescore(folder: Path) -> dict:
     recomputed)}} where differences lists every value that does not match the record, and
     writes it to ``rescored.json``. A damaged bundle raises ``BundleError`` (see ``load``)
     before anything is written."""
+    from . import ensemble
+
+    if (Path(folder) / ensemble.ARRAYS).exists():
+        result = ensemble.rescore_bundle(folder, read_record(Path(folder)))
+        write_json(Path(folder) / "rescored.json", result)
+        return result
     record, outputs = load(folder)
     metric_names = record.get("run_config", {}).get("metrics")
     recomputed = forget_metrics(outputs, metric_names)

@@ -14,7 +14,7 @@ from .config import RunConfig
 from .data import data_root, list_datasets, load_dataset
 from .data.builtin import IDX_FILES
 from .errors import BundleError, ConfigError, DataError, UnlearnlabError
-from .experiment import check_method, run
+from .experiment import check_data_root, check_method, run
 from .figures import cli as figures_cli
 from .methods import coerce_params, get_method, list_methods, parse_set_options
 from .metrics import select_metrics
@@ -125,6 +125,18 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--data-dir", default=None)
     d.add_argument("--quick", action="store_true")
     d.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    q = sub.add_parser("forget-quality", parents=[common],
+                       help="the NeurIPS 2023 challenge's per-example forget-quality score: N "
+                       "unlearned against N retrained models")
+    q.add_argument("--method", required=True, help="a method (registry key or "
+                   "package.module:Class), or the references retrain and original")
+    q.add_argument("--models", type=int, default=32, help="models per side (default 32)")
+    q.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="method hyperparameter (repeatable)")
+    q.add_argument("--seed", type=int, default=0, help="seed of the samples and the original")
+    q.add_argument("--out", type=Path, default=None,
+                   help="bundle folder (default: <data root>/forget_quality/...)")
+    q.add_argument("--json", type=Path, default=None, help="write the JSON record here")
     figures_cli.add_parser(sub, [_where()])
     return parser
 
@@ -276,6 +288,42 @@ def cmd_tune(args) -> int:
     return 0
 
 
+def cmd_forget_quality(args) -> int:
+    from . import ensemble
+
+    reference = args.method in ensemble.REFERENCES
+    params = {} if reference else coerce_params(get_method(args.method),
+                                                 parse_set_options(args.sets))
+    if reference and args.sets:
+        raise ConfigError(f"--set does not apply to the reference '{args.method}'")
+    ensemble.check(args.method, args.models)
+    cfg = _config(args, method="finetune" if reference else args.method, params=params,
+                  seed=args.seed)
+    if not reference:
+        check_method(cfg)
+    if args.json:
+        check_file_target(args.json, "--json")
+    out = args.out or ensemble.default_folder(cfg, args.method, args.models)
+    check_folder_target(out, "--out")
+    check_data_root(cfg.data_dir)
+    record = ensemble.write_bundle(out, ensemble.study(cfg, args.method, args.models))
+    if args.json:
+        write_json(args.json, record)
+    u, r = record["sides"]["unlearned"], record["sides"]["retrained"]
+    print(f"{record['dataset']} / {record['arch']} / forget {record['forget']} "
+          f"({record['forget_samples']} samples) / {record['method']} / {record['models']} "
+          f"models per side{' / quick' if record['quick'] else ''}\n"
+          f"forget quality F {record['forget_quality']:.4f}, final score "
+          f"{record['final_score']:.4f} (median eps {record['epsilon_median']:.2f})\n"
+          f"{'side':<10} {'retain':>14} {'test':>14} {'forget':>14}   (accuracy %, mean ± std)")
+    for name, side in (("unlearned", u), ("retrained", r)):
+        print(f"{name:<10} " + " ".join(
+            f"{100 * side[f'{k}_acc_mean']:7.2f} ± {100 * side[f'{k}_acc_std']:4.2f}"
+            for k in ("retain", "test", "forget")))
+    print(f"bundle: {out}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     """Seed A's experiment on MNIST; on scikit-learn's digits only when the MNIST files are
     missing and cannot be downloaded. A damaged MNIST file is an error, never a fallback."""
@@ -312,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
             check_folder_target(args.out, "figures --out")
         return {"run": cmd_run, "compare": cmd_compare, "bench": cmd_bench,
                 "rescore": cmd_rescore, "tune": cmd_tune, "demo": cmd_demo,
+                "forget-quality": cmd_forget_quality,
                 "figures": figures_cli.main}[args.command](args)
     except UnlearnlabError as exc:
         if debug:

@@ -29,7 +29,7 @@ from torch import nn
 
 from . import cache, forget_quality
 from .config import RunConfig
-from .errors import ConfigError
+from .errors import BundleError, ConfigError
 from .methods import create
 from .scenario import Scenario, build_scenario
 from .training import predict
@@ -145,6 +145,19 @@ def study(cfg: RunConfig, method, n_models: int) -> dict:
 ARRAYS = "forget_quality.npz"
 
 
+def default_folder(cfg: RunConfig, method: str, n_models: int):
+    """``<data root>/forget_quality/<dataset>/<method>-n<N>-seed<s>-<hash of the command's
+    configuration>``."""
+    from .data import data_root
+    from .store import config_key
+
+    key = config_key({**dataclasses.asdict(cfg), "data_dir": None, "method": str(method),
+                      "models": n_models})
+    name = str(method).replace(":", "-").replace(".", "-")
+    return data_root(cfg.data_dir) / "forget_quality" / cfg.dataset / (
+        f"{name}-n{n_models}-seed{cfg.seed}-{key}")
+
+
 def write_bundle(folder, record: dict) -> dict:
     """Write ``record`` (without its arrays) as ``record.json`` and its arrays as
     ``forget_quality.npz`` into ``folder``, atomically; return the JSON record."""
@@ -175,7 +188,7 @@ def rescore_bundle(folder, record: dict) -> dict:
             conf_u, conf_r = data["unlearned_confidence"], data["retrained_confidence"]
             stored = data["epsilons"]
     except (OSError, ValueError, KeyError, EOFError) as exc:
-        raise ConfigError(f"bundle '{folder}': {ARRAYS} cannot be read ({exc}); run "
+        raise BundleError(f"bundle '{folder}': {ARRAYS} cannot be read ({exc}); run "
                           "`unlearnlab forget-quality` again") from exc
     epsilons = forget_quality.example_epsilons(conf_u, conf_r)
     quality = forget_quality.forget_quality(epsilons, conf_u.shape[0])
