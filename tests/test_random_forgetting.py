@@ -13,8 +13,9 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, make_split, same_weights
-from conftest import weights as state
+from conftest import REPO, make_split
+from support import same_weights
+from support import weights as state
 
 from unlearnlab import mia
 from unlearnlab.bench import scenario_name
