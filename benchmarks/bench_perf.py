@@ -50,9 +50,9 @@ from unlearnlab.config import RunConfig
 from unlearnlab.data import data_root, load_dataset
 from unlearnlab.methods import create
 from unlearnlab.models import create_model, recipe_for
+from unlearnlab.outputs import write_json
 from unlearnlab.record import versions
 from unlearnlab.scenario import build_scenario
-from unlearnlab.store import write_json
 from unlearnlab.training import adam, predict, seed_everything
 
 GRID_METHODS = ("gradient_ascent", "gemu", "gefeu")

@@ -1,4 +1,4 @@
-"""Outputs that cannot lie (``store``): strict JSON, output paths checked before any work, and
+"""Outputs that cannot lie (``outputs``): strict JSON, output paths checked before any work, and
 whole output folders or none (``output_folder``), with the temporaries of killed processes
 cleaned up. Unit tests on temporary folders; the commands' cases are in test_adversarial."""
 
@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from unlearnlab.errors import ConfigError
-from unlearnlab.store import (
+from unlearnlab.outputs import (
     OUTPUT_MARKER,
     check_file_target,
     check_folder_target,

@@ -14,18 +14,16 @@ import torch
 
 from unlearnlab.errors import CacheError, CorruptCacheError
 from unlearnlab.models import create_model
+from unlearnlab.outputs import atomic_path, remove_stale_temporaries, write_json
 from unlearnlab.store import (
-    atomic_path,
     config_key,
     content_digest,
     load_model,
     load_payload,
     model_path,
     move_aside,
-    remove_stale_temporaries,
     save_model,
     save_payload,
-    write_json,
 )
 
 CONFIG = {"role": "original", "dataset": "mnist", "arch": "mlp", "seed": 0,

@@ -20,7 +20,7 @@ from .config import RunConfig
 from .errors import ConfigError
 from .forget import parse_forget
 from .methods import get_method, list_methods
-from .store import atomic_path, output_folder
+from .outputs import atomic_path, output_folder
 
 # Class forgetting (seed A's scenario) and the thesis's three feature subsets, with the
 # short names the leaderboard uses. Each scenario names its architecture (None: the dataset's
@@ -61,7 +61,7 @@ def bench(cfg: RunConfig, methods: list[str] | None = None, seeds: int = 5,
     ``out``, also write ``leaderboard.md`` and ``leaderboard.csv``.
 
     Every scenario and its methods are checked (as in ``compare``) before the first model is
-    trained, and ``out`` is written whole or not at all (``store.output_folder``)."""
+    trained, and ``out`` is written whole or not at all (``outputs.output_folder``)."""
     if methods is None or (isinstance(methods, list | tuple) and not methods):
         methods = list_methods()
     check_inputs(cfg, methods, seeds, out, "default")

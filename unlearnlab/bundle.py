@@ -23,7 +23,7 @@ import torch
 
 from .errors import BundleError, ConfigError
 from .metrics import ALL_ROLES, PROBE_SETS, Outputs, forget_metrics, select_metrics
-from .store import atomic_path, write_json
+from .outputs import atomic_path, write_json
 from .verdict import GAP_KEYS, avg_gap
 
 RECORD, OUTPUTS = "record.json", "outputs.npz"

@@ -19,7 +19,7 @@ from .figures import cli as figures_cli
 from .methods import coerce_params, get_method, list_methods, parse_set_options
 from .metrics import select_metrics
 from .models import list_models
-from .store import check_file_target, check_folder_target, write_json
+from .outputs import check_file_target, check_folder_target, write_json
 
 
 class _Parser(argparse.ArgumentParser):

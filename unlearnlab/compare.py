@@ -19,8 +19,8 @@ from .data import data_root
 from .errors import ConfigError
 from .experiment import check_data_root, check_method, check_task, prepare, run_method
 from .metrics import kl_matrix
+from .outputs import atomic_path, output_folder, write_json
 from .scenario import Scenario, build_scenario
-from .store import atomic_path, output_folder, write_json
 from .verdict import GAP_KEYS, avg_gap, guard_flags, z_score
 
 # The baselines of every seed, named as in the run record.
@@ -77,7 +77,7 @@ def compare(cfg: RunConfig, methods: list[str], seeds: int, out: Path | None = N
 
     Everything is checked before any model is trained: the inputs' types, the methods and
     their parameters (also against the data: ``UnlearningMethod.check_task``), ``out`` and the
-    data root's folders. ``out`` is written whole or not at all (``store.output_folder``): an
+    data root's folders. ``out`` is written whole or not at all (``outputs.output_folder``): an
     interrupted comparison leaves an earlier output there untouched."""
     check_inputs(cfg, methods, seeds, out, preset)
     if out is None:

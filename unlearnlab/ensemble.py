@@ -164,7 +164,7 @@ def write_bundle(folder, record: dict) -> dict:
     from pathlib import Path
 
     from .bundle import RECORD
-    from .store import atomic_path, write_json
+    from .outputs import atomic_path, write_json
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -31,9 +31,9 @@ from .metrics import (
     parameter_distance,
     select_metrics,
 )
+from .outputs import check_folder_target
 from .record import build_record, bundle_dir
 from .scenario import Scenario, build_scenario, resolve_arch
-from .store import check_folder_target
 from .training import predict, seed_everything
 from .verdict import avg_gap, guard_flags
 

@@ -54,8 +54,8 @@ from .experiment import Baselines, check_data_root, check_task, prepare, unlearn
 from .forget import parse_forget
 from .methods import create, get_method
 from .methods.presets import TUNED_FILE, read_tuned
+from .outputs import check_file_target, write_json
 from .scenario import Scenario, build_scenario, resolve_arch
-from .store import check_file_target, write_json
 from .verdict import GAP_KEYS, avg_gap
 
 log = logging.getLogger("unlearnlab")

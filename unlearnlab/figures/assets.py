@@ -1,6 +1,6 @@
 """The figure sets of the repository's ``assets/`` folder, each a function that draws one set
 from results already computed and returns the paths it wrote (every file atomically:
-``base.save_figure``, ``store.write_json``, ``store.atomic_path``).
+``base.save_figure``, ``outputs.write_json``, ``outputs.atomic_path``).
 
 - the README's class forgetting (seed A, Fabbri 2024): ``class_forgetting_config`` names the
   run, ``write_class_forgetting`` draws its ``RunResult``;
@@ -20,7 +20,7 @@ from ..compare import BASELINES, Comparison, markdown
 from ..config import RunConfig
 from ..errors import UnlearnlabError
 from ..experiment import RunResult
-from ..store import write_json
+from ..outputs import write_json
 from . import comparison, result
 from .bench import plot_confusion_delta, plot_gap_bars, plot_mia_distributions
 from .bench_records import (

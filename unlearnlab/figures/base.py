@@ -2,7 +2,7 @@
 
 A plot function draws on the ``ax``/``axes`` it is given or on a new figure (``new_axes``,
 ``axes_row``, ``axes_grid``) and ends with ``finish``, which writes the figure only when a
-``path`` is given, atomically (``store.atomic_path``), in the format its suffix names.
+``path`` is given, atomically (``outputs.atomic_path``), in the format its suffix names.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..store import atomic_path
+from ..outputs import atomic_path
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 130) -> Figure:

@@ -90,7 +90,7 @@ def _names(text: str | None, default) -> list[str]:
 def _thesis(args) -> int:
     from ..compare import THESIS_SCENARIOS, compare, markdown
     from ..config import RunConfig
-    from ..store import atomic_path
+    from ..outputs import atomic_path
     from .assets import (
         THESIS_METHODS,
         THESIS_RESULTS,
