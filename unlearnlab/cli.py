@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import bundle, metrics
+from . import bundle
 from .bench import bench, leaderboard_markdown
 from .compare import compare, markdown
 from .config import RunConfig
@@ -20,6 +20,7 @@ from .methods import coerce_params, get_method, list_methods, parse_set_options
 from .metrics import select_metrics
 from .models import list_models
 from .outputs import check_file_target, check_folder_target, write_json
+from .record import summary
 
 
 class _Parser(argparse.ArgumentParser):
@@ -151,50 +152,6 @@ def _config(args, **extra) -> RunConfig:
                      train_per_class=args.train_per_class, epochs=args.epochs, **extra)
 
 
-def _fmt(value) -> str:
-    return "   n/a" if value is None else f"{100 * value:6.2f}"
-
-
-def summary(record: dict) -> str:
-    lines = [f"{record['dataset']} / {record['arch']} / forget {record['forget']} / "
-             f"{record['method']} / seed {record['seed']}{' / quick' if record['quick'] else ''}",
-             f"{'model':<10} {'test':>6} {'forget':>6} {'retain':>6} {'f-train':>7}   (accuracy %, "
-             "forget/retain on test)"]
-    for name, m in record["models"].items():
-        if m is None:
-            continue
-        lines.append(f"{name:<10} {_fmt(m['test_acc'])} {_fmt(m['forget_test_acc'])} "
-                     f"{_fmt(m['retain_test_acc'])} {_fmt(m['forget_train_acc'])}")
-    scored = [metric for metric in metrics.METRICS.values() if metric.chance is not None
-              and any(metric.columns[0] in (m or {}) for m in record["models"].values())]
-    if scored:
-        lines.append(f"{'MIA':<10} " + " ".join(f"{m.name.removeprefix('mia_'):>17}"
-                                                for m in scored) + "   (score / chance level)")
-        for name, m in record["models"].items():
-            if m is not None:
-                lines.append(f"{name:<10} " + " ".join(
-                    _pair(m.get(metric.columns[0]), m.get(metric.chance)
-                          if isinstance(metric.chance, str) else metric.chance)
-                    for metric in scored))
-    s = record["seconds"]
-    lines.append(f"seconds: original {s['original']:.1f}, retrained {s['retrained']:.1f}, "
-                 f"unlearn {s['unlearn']:.1f}")
-    if record.get("avg_gap") is not None:
-        lines.append(f"average gap to retrained: {100 * record['avg_gap']:.2f} points; "
-                     f"speed-up vs retraining: {record['speedup_vs_retrain']:.1f}x")
-    if record.get("bundle"):
-        lines.append(f"bundle: {record['bundle']}")
-    if record["flags"]:
-        lines.append(f"flags: {', '.join(record['flags'])}")
-    return "\n".join(lines)
-
-
-def _pair(score, chance) -> str:
-    def f(v):
-        return "  n/a" if v is None else f"{v:5.3f}"
-    return f"{f(score):>8} / {f(chance):>6}"
-
-
 def cmd_run(args) -> int:
     method_cls = get_method(args.method)
     params = coerce_params(method_cls, parse_set_options(args.sets))
@@ -309,17 +266,7 @@ def cmd_forget_quality(args) -> int:
     record = ensemble.write_bundle(out, ensemble.study(cfg, args.method, args.models))
     if args.json:
         write_json(args.json, record)
-    u, r = record["sides"]["unlearned"], record["sides"]["retrained"]
-    print(f"{record['dataset']} / {record['arch']} / forget {record['forget']} "
-          f"({record['forget_samples']} samples) / {record['method']} / {record['models']} "
-          f"models per side{' / quick' if record['quick'] else ''}\n"
-          f"forget quality F {record['forget_quality']:.4f}, final score "
-          f"{record['final_score']:.4f} (median eps {record['epsilon_median']:.2f})\n"
-          f"{'side':<10} {'retain':>14} {'test':>14} {'forget':>14}   (accuracy %, mean ± std)")
-    for name, side in (("unlearned", u), ("retrained", r)):
-        print(f"{name:<10} " + " ".join(
-            f"{100 * side[f'{k}_acc_mean']:7.2f} ± {100 * side[f'{k}_acc_std']:4.2f}"
-            for k in ("retain", "test", "forget")))
+    print(ensemble.summary(record))
     print(f"bundle: {out}")
     return 0
 

@@ -198,3 +198,20 @@ def rescore_bundle(folder, record: dict) -> dict:
     if not np.isclose(quality, record.get("forget_quality", np.nan), rtol=0, atol=1e-12):
         differences["forget_quality"] = (record.get("forget_quality"), quality)
     return {"bundle": str(folder), "forget_quality": quality, "differences": differences}
+
+
+def summary(record: dict) -> str:
+    """The forget-quality record as the text ``unlearnlab forget-quality`` prints."""
+    u, r = record["sides"]["unlearned"], record["sides"]["retrained"]
+    lines = [f"{record['dataset']} / {record['arch']} / forget {record['forget']} "
+             f"({record['forget_samples']} samples) / {record['method']} / {record['models']} "
+             f"models per side{' / quick' if record['quick'] else ''}",
+             f"forget quality F {record['forget_quality']:.4f}, final score "
+             f"{record['final_score']:.4f} (median eps {record['epsilon_median']:.2f})",
+             f"{'side':<10} {'retain':>14} {'test':>14} {'forget':>14}   (accuracy %, "
+             "mean ± std)"]
+    for name, side in (("unlearned", u), ("retrained", r)):
+        lines.append(f"{name:<10} " + " ".join(
+            f"{100 * side[f'{k}_acc_mean']:7.2f} ± {100 * side[f'{k}_acc_std']:4.2f}"
+            for k in ("retain", "test", "forget")))
+    return "\n".join(lines)
