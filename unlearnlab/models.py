@@ -16,20 +16,20 @@ import torch
 from torch import nn
 
 from .errors import ConfigError
+from .registry import Registry
 from .training import Recipe
 
 
 @dataclass(frozen=True)
 class Architecture:
-    """A registered architecture: its class, the recipe a model is trained from scratch with,
-    and where it was registered (for error messages)."""
+    """A registered architecture: its class and the recipe a model is trained from scratch
+    with."""
 
     cls: type[nn.Module]
     recipe: Recipe
-    origin: str
 
 
-_MODELS: dict[str, Architecture] = {}
+ARCHITECTURES: Registry[Architecture] = Registry("architecture")
 
 
 def register_model(name: str, *, epochs: int, batch_size: int, lr: float,
@@ -39,28 +39,21 @@ def register_model(name: str, *, epochs: int, batch_size: int, lr: float,
     ``replace``."""
     def wrap(cls):
         origin = f"{cls.__module__}:{cls.__qualname__}"
-        if name in _MODELS and not replace and _MODELS[name].origin != origin:
-            raise ConfigError(f"architecture '{name}' is already registered by "
-                              f"{_MODELS[name].origin}; pick another name or pass replace=True")
         if not callable(getattr(cls, "features", None)):
             raise ConfigError(f"architecture '{name}' ({origin}) has no features(x) method; "
                               "return the penultimate activations from it")
-        _MODELS[name] = Architecture(cls, Recipe(name, epochs=epochs, batch_size=batch_size,
-                                                 lr=lr), origin)
+        recipe = Recipe(name, epochs=epochs, batch_size=batch_size, lr=lr)
+        ARCHITECTURES.add(name, Architecture(cls, recipe), origin, replace)
         return cls
     return wrap
 
 
 def list_models() -> list[str]:
-    return sorted(_MODELS)
+    return sorted(ARCHITECTURES.names())
 
 
 def architecture(name: str) -> Architecture:
-    if not isinstance(name, str) or name not in _MODELS:
-        raise ConfigError(f"unknown architecture '{name}': choose one of "
-                          f"{', '.join(list_models())}, or register your own "
-                          "(docs/extending.md)")
-    return _MODELS[name]
+    return ARCHITECTURES.get(name)
 
 
 def recipe_for(arch: str, **overrides) -> Recipe:

@@ -98,9 +98,8 @@ class Scenario:
 
 def resolve_arch(cfg: RunConfig, spec: ForgetSpec) -> str:
     """The run's architecture: the configured one, else the dataset's default for the kind
-    (random forgetting takes the feature default, like the methods' defaults)."""
-    kind = "feature" if spec.scenario == "random" else spec.scenario
-    return cfg.arch or default_arch(cfg.dataset, kind)
+    (``data.default_arch``)."""
+    return cfg.arch or default_arch(cfg.dataset, spec.scenario)
 
 
 def validation_rows(labels: torch.Tensor, forget: torch.Tensor, fraction: float,

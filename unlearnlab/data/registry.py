@@ -18,10 +18,12 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, DataError
+from ..registry import Registry
 from .dataset import Dataset, data_root, from_tensors
 
 # The architecture of each scenario kind when a run names none: seed A's CNN for whole
 # classes, the thesis's MLP for features (a dataset may refine this, as colorized MNIST does).
+# Random forgetting takes the feature architecture, as the methods take their feature defaults.
 DEFAULT_ARCH = {"class": "cnn", "feature": "mlp"}
 
 
@@ -29,16 +31,15 @@ DEFAULT_ARCH = {"class": "cnn", "feature": "mlp"}
 class DatasetSpec:
     """``load(root) -> Dataset`` reads and verifies the files under the data root ``root``
     (``needs_root=False``: it reads none); ``default_arch`` maps a scenario kind to an
-    architecture name; ``origin`` says where it was registered (for error messages)."""
+    architecture name."""
 
     name: str
     load: Callable[[Path], Dataset]
     default_arch: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ARCH))
     needs_root: bool = True
-    origin: str = ""
 
 
-_DATASETS: dict[str, DatasetSpec] = {}
+DATASETS: Registry[DatasetSpec] = Registry("dataset", DataError)
 
 
 def register_dataset(name: str, load: Callable[[Path], Dataset], *,
@@ -47,16 +48,12 @@ def register_dataset(name: str, load: Callable[[Path], Dataset], *,
     """Register ``load`` under ``name``. Registering a taken name is an error unless
     ``replace`` (a notebook that re-runs its cell); replacing clears the loaded copy."""
     origin = getattr(load, "__module__", "?") + ":" + getattr(load, "__qualname__", "?")
-    if name in _DATASETS and not replace:
-        raise ConfigError(f"dataset '{name}' is already registered by {_DATASETS[name].origin}; "
-                          "pick another name or pass replace=True")
     arch = {**DEFAULT_ARCH, **(default_arch or {})}
     unknown = set(arch) - set(DEFAULT_ARCH)
     if unknown:
         raise ConfigError(f"default_arch of dataset '{name}' names scenario kind "
                           f"'{sorted(unknown)[0]}'; use {' and '.join(DEFAULT_ARCH)}")
-    spec = DatasetSpec(name, load, arch, needs_root, origin)
-    _DATASETS[name] = spec
+    spec = DATASETS.add(name, DatasetSpec(name, load, arch, needs_root), origin, replace)
     _load_cached.cache_clear()
     return spec
 
@@ -76,20 +73,17 @@ def register_tensors(name: str, train: tuple[torch.Tensor, torch.Tensor],
 
 
 def list_datasets() -> list[str]:
-    return list(_DATASETS)
+    return DATASETS.names()
 
 
 def dataset_spec(name: str) -> DatasetSpec:
-    if not isinstance(name, str) or name not in _DATASETS:
-        raise DataError(f"unknown dataset '{name}': choose one of {', '.join(_DATASETS)}, or "
-                        "register your own (docs/extending.md)")
-    return _DATASETS[name]
+    return DATASETS.get(name)
 
 
 def default_arch(dataset: str, kind: str) -> str:
-    """The architecture a run on ``dataset`` uses for scenario ``kind`` ("class" or
-    "feature") when it names none: the one policy every command follows."""
-    return dataset_spec(dataset).default_arch[kind]
+    """The architecture a run on ``dataset`` uses for scenario ``kind`` ("class", "feature" or
+    "random") when it names none: the one policy every command follows."""
+    return dataset_spec(dataset).default_arch["feature" if kind == "random" else kind]
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
@@ -104,7 +98,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Datase
 
 @functools.lru_cache(maxsize=8)
 def _load_cached(name: str, root: str) -> Dataset:
-    dataset = _DATASETS[name].load(Path(root))
+    dataset = DATASETS.get(name).load(Path(root))
     if not isinstance(dataset, Dataset) or dataset.name != name:
         raise DataError(f"the loader of dataset '{name}' must return a Dataset named '{name}'")
     return dataset
