@@ -72,9 +72,9 @@ def test_unknown_parameter(name):
 
 
 def test_defaults_are_refined_by_scenario_then_dataset(monkeypatch):
-    """``dataset_defaults``: kind, then dataset, then "<dataset>:<kind>"; named presets ignore
+    """``refinements``: kind, then dataset, then "<dataset>:<kind>"; named presets ignore
     them; explicit parameters win over everything."""
-    monkeypatch.setattr(Relabel, "dataset_defaults", {
+    monkeypatch.setattr(Relabel, "refinements", {
         "feature": {"epochs": 2, "lr": 0.1}, "mnist": {"lr": 0.2, "batch_size": 7},
         "mnist:feature": {"batch_size": 9}})
     assert create(Relabel, dataset="mnist", scenario="feature").params == {
@@ -142,10 +142,10 @@ def test_thesis_methods_ignore_the_global_random_state(name, thesis_trained_mlp,
 
 
 @pytest.mark.parametrize("cls", [GradientAscent, GEMU, GeFeU])
-def test_presets_and_dataset_defaults(cls):
+def test_presets_and_refinements(cls):
     for ds in ("mnist", "cmnist", "fashion_mnist"):
         tuned = create(cls, dataset=ds).params
-        assert tuned == {**cls.defaults, **cls.dataset_defaults.get(ds, {})}
+        assert tuned == {**cls.defaults, **cls.refinements.get(ds, {})}
         # a named preset ignores the lab's tuned values; explicit params win over both
         thesis = create(cls, preset="thesis", dataset=ds, params={"epochs": 2}).params
         assert thesis["epochs"] == 2

@@ -163,7 +163,7 @@ def test_range_errors_say_the_range(name, key, value, message):
 @pytest.mark.parametrize("name", list_methods())
 def test_every_refinement_and_preset_lies_within_the_ranges(name):
     cls = get_method(name)
-    entries = list(cls.dataset_defaults.values())
+    entries = list(cls.refinements.values())
     for preset in cls.presets.values():
         preset = dict(preset)
         by_dataset = preset.pop("by_dataset", {})

@@ -146,7 +146,7 @@ def test_random_uses_the_feature_refinements(name):
 def test_a_random_key_takes_over_from_the_feature_ones():
     class Tuned(RandomLabel):
         name = "random_label_tuned_for_random"
-        dataset_defaults = {**RandomLabel.dataset_defaults, "mnist:random": {"lr": 1e-5}}
+        refinements = {**RandomLabel.refinements, "mnist:random": {"lr": 1e-5}}
 
     params = Tuned.resolve_params(dataset="mnist", scenario="random")
     assert params["lr"] == 1e-5

@@ -79,7 +79,7 @@ class BadTeacher(UnlearningMethod):
     # The generic defaults above are the CNN class values; "mlp" holds the class-forgetting MLP
     # values, and every feature entry overrides all keys it sets. The forget accuracy is steep
     # in lr on feature subsets (docs/tuning-notes.md#bad_teacher).
-    dataset_defaults = {
+    refinements = {
         "mlp": {"lr": 2e-3, "retain_fraction": 0.1},
         "mnist:feature": {"lr": 1e-4, "retain_fraction": 0.05},
         "fashion_mnist:feature": {"lr": 2e-4, "retain_fraction": 0.05},

@@ -67,7 +67,7 @@ class UnlearningMethod:
     # architecture (e.g. "mlp"), the dataset name, then "<dataset>:<kind>" (e.g.
     # "mnist:feature"). Random forgetting reads the "feature" keys unless some key names
     # "random" ("random" or "<dataset>:random"); see ``defaults_kind``.
-    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    refinements: ClassVar[dict[str, dict[str, Any]]] = {}
     # Named alternatives (e.g. "thesis": the published hyperparameters). Each preset lists only
     # the keys it changes; an optional "by_dataset" entry refines it per dataset.
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
@@ -125,10 +125,10 @@ class UnlearningMethod:
 
     @classmethod
     def defaults_kind(cls, scenario: str | None) -> str | None:
-        """The scenario kind whose ``dataset_defaults`` keys a run reads: random forgetting
+        """The scenario kind whose ``refinements`` keys a run reads: random forgetting
         reads the "feature" ones unless a key names "random"."""
         if scenario == "random" and not any(key == "random" or key.endswith(":random")
-                                            for key in cls.dataset_defaults):
+                                            for key in cls.refinements):
             return "feature"
         return scenario
 
@@ -153,7 +153,7 @@ class UnlearningMethod:
                        tuned: Mapping[str, Any] | None = None,
                        overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The hyperparameters of a run, without reading any file: the generic ``defaults``,
-        refined by ``dataset_defaults`` (scenario kind, architecture, dataset,
+        refined by ``refinements`` (scenario kind, architecture, dataset,
         "<dataset>:<kind>", with the kind of ``defaults_kind``) unless a named preset is
         chosen, then the preset's keys (for ``tuned``: the params of the tuned entry,
         ``tuned``), its ``by_dataset`` entry for ``dataset``, then ``overrides``. A scenario
@@ -181,7 +181,7 @@ class UnlearningMethod:
             base = dict(cls.defaults)
             kind = cls.defaults_kind(scenario)
             for key in (kind, arch, dataset, f"{dataset}:{kind}"):
-                base.update(cls.dataset_defaults.get(key, {}))
+                base.update(cls.refinements.get(key, {}))
         return {**base, **chosen, **by_dataset.get(dataset, {}), **(overrides or {})}
 
     # ------------------------------------------------------------------------------ tuning

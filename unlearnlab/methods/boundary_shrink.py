@@ -73,7 +73,7 @@ class BoundaryShrink(UnlearningMethod):
     # value, and every feature entry overrides it. The forget rate is steep in lr on feature
     # subsets (every sample is pushed across) and seed-sensitive on cmnist
     # (docs/tuning-notes.md#boundary_shrink).
-    dataset_defaults = {
+    refinements = {
         "mlp": {"lr": 2e-4},
         "mnist:feature": {"lr": 3e-5},
         "fashion_mnist:feature": {"lr": 1e-4},

@@ -33,7 +33,7 @@ class Finetune(UnlearningMethod):
     ranges = {"retain_samples": SAMPLE_COUNT}
     # The generic defaults on every scenario: a lower lr only forgets less (see
     # docs/tuning-notes.md#finetune).
-    dataset_defaults = {}
+    refinements = {}
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         p = self.params

@@ -32,7 +32,7 @@ GEFEU_THESIS = {"epochs": 7, "noise_lr": 0.24, "noise_batch": 100, "n2r": 4.75, 
 class GeFeU(GEMU):
     name = "gefeu"
     defaults = dict(GEMU.defaults)
-    dataset_defaults = dict(LAB_TUNED)  # tuned jointly with GEMU; see gemu.LAB_TUNED
+    refinements = dict(LAB_TUNED)  # tuned jointly with GEMU; see gemu.LAB_TUNED
     presets = {"thesis": dict(GEFEU_THESIS)}
     # The search space is GEMU's (``GEMU.search_space``, inherited): the same hyperparameters,
     # and the thesis searched the same ranges for both (seed notes D5).

@@ -135,7 +135,7 @@ class GEMU(UnlearningMethod):
               "noise_dim": Range(1, MAX_WIDTH), "n2r": NON_NEGATIVE, "lam": NON_NEGATIVE,
               "repair_n2r": NON_NEGATIVE, "mask_fraction": Range(0, 1, note="0 = no mask"),
               "mask_samples": Range(1, MAX_SAMPLES)}
-    dataset_defaults = LAB_TUNED
+    refinements = LAB_TUNED
     presets = {"thesis": dict(GEMU_THESIS)}
 
     @classmethod

@@ -44,7 +44,7 @@ class GradientAscent(UnlearningMethod):
               "stop_loss": Range(0, note="0 = never")}
     # Tuned by hand against the retrained model's forget accuracy: the stopping loss per
     # dataset (measurements: docs/tuning-notes.md#gradient_ascent).
-    dataset_defaults = {
+    refinements = {
         "mnist": {"stop_loss": 0.6},
         # the ascent cannot reach the retrained level on Fashion-MNIST without costing retain
         "fashion_mnist": {"stop_loss": 1.5},

@@ -54,7 +54,7 @@ class L1Sparse(UnlearningMethod):
     # values (on the MLP the lr does the work: a larger alpha forgets less), and every feature
     # entry overrides all keys it sets. Fine-tuning on the retain set under-forgets the cmnist
     # subset. Measurements: docs/tuning-notes.md#l1_sparse.
-    dataset_defaults = {
+    refinements = {
         "mlp": {"lr": 3e-3, "alpha": 5e-4, "retain_fraction": 0.4},
         "mnist:feature": {"lr": 1.5e-3, "alpha": 2e-3, "retain_fraction": 0.3},
         "fashion_mnist:feature": {"lr": 3e-3, "alpha": 2e-3, "retain_fraction": 0.2},

@@ -56,7 +56,7 @@ class NegGradPlus(UnlearningMethod):
     # NegGrad+ has a cliff between under- and over-forgetting on every scenario (one lr step
     # apart), and where it falls differs between seeds: none of these settings is robust
     # (docs/tuning-notes.md#neggrad_plus).
-    dataset_defaults = {
+    refinements = {
         # the generic lr keeps most of the class; lr 1e-3 erases it at a cost in retain accuracy
         "mnist:class": {"lr": 1e-3},
         "fashion_mnist:feature": {"alpha": 0.95},

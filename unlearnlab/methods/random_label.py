@@ -60,7 +60,7 @@ class RandomLabel(UnlearningMethod):
     ranges = {"forget_samples": SAMPLE_COUNT, "retain_ratio": NON_NEGATIVE}
     # Feature (sub-class) forgetting needs a milder relabelling than a whole class: with the
     # class lr the Fashion-MNIST subset is over-forgotten (docs/tuning-notes.md#random_label).
-    dataset_defaults = {
+    refinements = {
         "feature": {"forget_samples": 100, "retain_ratio": 16.0, "lr": 3e-4},
         # the "feature" setting under-forgets the heeled sandals
         "fashion_mnist:feature": {"forget_samples": 200, "retain_ratio": 8.0},

@@ -29,7 +29,7 @@ class Relabel(UnlearningMethod):
     defaults = {"target": 3, "freeze": ["fc1", "fc2"], "epochs": 1, "lr": 1e-3, "batch_size": 64}
     # Seed A froze the CNN's two hidden fc layers; the MLP's analogue keeps its hidden layer and
     # relearns the output layer.
-    dataset_defaults = {"mlp": {"freeze": ["fc1"]}}
+    refinements = {"mlp": {"freeze": ["fc1"]}}
 
     def check_task(self, num_classes, forget_classes):
         target = self.params["target"]

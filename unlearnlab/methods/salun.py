@@ -59,7 +59,7 @@ class SalUn(RandomLabel):
     defaults = {"mask_fraction": 0.5, "epochs": 1, "lr": 1e-3, "batch_size": 128,
                 "forget_samples": 500, "retain_ratio": 4.0, "mask_batch": 512}
     ranges = {**RandomLabel.ranges, "mask_fraction": Range(0, 1, "(]")}
-    # ``dataset_defaults`` are random_label's: class forgetting keeps the generic defaults,
+    # ``refinements`` are random_label's: class forgetting keeps the generic defaults,
     # feature forgetting gets the mild relabelling, as lr 1e-3 over-forgets the Fashion-MNIST
     # subset (docs/tuning-notes.md#salun).
     mix_phase = "mask"

@@ -56,7 +56,7 @@ class Scrub(UnlearningMethod):
               "retain_per_epoch": SAMPLE_COUNT, "forget_per_epoch": SAMPLE_COUNT}
     # The generic defaults under-forget a whole class on the MLP; SCRUB does not forget the
     # cmnist subset at any setting tried (docs/tuning-notes.md#scrub).
-    dataset_defaults = {
+    refinements = {
         "mnist:class": {"lr": 1e-3},
     }
 

@@ -30,7 +30,7 @@ Lab notes and deviations from the reference code:
 - the reference's ``exponent`` (fixed to 1) and ``lower_bound`` (fixed to 1, the cap of beta)
   are not parameters;
 - the paper's defaults (alpha 10, lambda 1, for ResNet-18 on CIFAR) are replaced by values
-  tuned on the lab's models (``dataset_defaults``).
+  tuned on the lab's models (``refinements``).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class SSD(UnlearningMethod):
     # and is seed-sensitive on feature subsets; the measurements and the settings that failed
     # are in docs/tuning-notes.md#ssd. Note alpha < 1 with lambda 1 is the same as alpha 1
     # (beta caps at 1).
-    dataset_defaults = {
+    refinements = {
         "mlp": {"batch_size": 2048, "max_samples": 20000},
         "mnist:feature": {"selection_weighting": 1.0, "batch_size": 64, "max_samples": 5000},
         "fashion_mnist:feature": {"selection_weighting": 1.0, "dampening_constant": 0.1,

@@ -63,7 +63,7 @@ class UNSIR(UnlearningMethod):
     # The generic defaults above are the CNN class values and also fit the class-forgetting MLP;
     # the feature entries raise the impair lr, and UNSIR still under-forgets the Fashion-MNIST
     # and cmnist subsets (docs/tuning-notes.md#unsir).
-    dataset_defaults = {
+    refinements = {
         "mnist:feature": {"impair_lr": 1e-2},
         "fashion_mnist:feature": {"impair_lr": 1.5e-2, "repair_lr": 2e-3},
         # a higher impair lr collapses the retain accuracy
