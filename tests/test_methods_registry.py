@@ -261,17 +261,26 @@ def example_root(real_data, tmp_path_factory) -> Path:
 RUN = ["--quick", "--dataset", "mnist", "--forget", "class:6", "--arch", "mlp"]
 
 
-@pytest.mark.integration
-def test_installed_example_runs_by_its_entry_point_name(example_root, tmp_path):
-    source, target = tmp_path / "src", tmp_path / "site"
+@pytest.fixture(scope="module")
+def installed_example(tmp_path_factory) -> Path:
+    """The example package installed (offline) into a folder of its own: its entry point is
+    then seen by any process with that folder on its path."""
+    tmp = tmp_path_factory.mktemp("example-site")
+    source, target = tmp / "src", tmp / "site"
     shutil.copytree(EXAMPLE, source)  # setuptools writes build files next to the sources
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps",
                           "--no-build-isolation", "--no-index", "--target", str(target),
                           str(source)], capture_output=True, text=True, timeout=300)
     assert pip.returncode == 0, pip.stderr[-3000:]
+    return target
+
+
+@pytest.mark.integration
+def test_installed_example_runs_by_its_entry_point_name(example_root, installed_example,
+                                                         tmp_path):
     record = tmp_path / "record.json"
     proc = cli(*RUN, "--method", "head_finetune", "--data-dir", example_root, "--json", record,
-               pythonpath=[target, REPO], cwd=tmp_path)
+               pythonpath=[installed_example, REPO], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     content = json.loads(record.read_text())
     assert content["method"] == "head_finetune"
@@ -350,16 +359,18 @@ def test_an_edited_outside_method_is_never_served_from_the_cache(example_root, t
 
 
 @pytest.mark.integration
-def test_outside_methods_join_the_leaderboard(example_root, tmp_path):
-    """``bench --methods`` takes ``module:Class`` and entry-point-free outside methods beside
-    built-in ones, and ranks them by their names."""
+def test_outside_methods_join_the_leaderboard(example_root, installed_example, tmp_path):
+    """``bench --methods`` takes a ``module:Class`` method and an installed entry point's
+    method beside a built-in one, and ranks them by their names."""
     (tmp_path / "shrink.py").write_text(SHRINK)
     out = tmp_path / "bench"
-    proc = bench_cli("bench", "--quick", "--seeds", "1", "--methods", "shrink:Shrink,relabel",
-                     "--data-dir", example_root, "--out", out, pythonpath=[tmp_path, REPO],
-                     cwd=tmp_path)
+    proc = bench_cli("bench", "--quick", "--seeds", "1", "--methods",
+                     "shrink:Shrink,head_finetune,relabel", "--data-dir", example_root,
+                     "--out", out, pythonpath=[tmp_path, installed_example, REPO], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = pd.read_csv(out / "leaderboard.csv")
-    assert set(rows["method"]) == {"shrink_head", "relabel"}
+    assert set(rows["method"]) == {"shrink_head", "head_finetune", "relabel"}
     assert (rows["method"] == "shrink_head").sum() == 4  # every standard scenario
+    assert (rows["method"] == "head_finetune").sum() == 1  # it declares class forgetting only
     assert (out / "mnist-six" / "shrink_head_seed0.json").is_file()
+    assert (out / "mnist-six" / "head_finetune_seed0.json").is_file()
