@@ -162,7 +162,7 @@ def run_method(base: Baselines, name, params: dict | None = None,
     bundle (to ``bundle_folder``, default ``record.bundle_dir``)."""
     sc = base.scenario
     method = create(name, preset=preset, dataset=sc.dataset.name, scenario=sc.kind,
-                           arch=sc.arch, data_dir=sc.config.data_dir, params=params)
+                    arch=sc.arch, data_dir=sc.config.data_dir, params=params)
     original, retrained = base.models["original"], base.models["retrained"]
     unlearned, meta_u, evaluation, outputs = unlearn_and_assess(base, method)
     evaluations = {"original": base.evaluations["original"],
@@ -197,9 +197,8 @@ def check_method(cfg: RunConfig):
     """Construct ``cfg``'s method for its scenario: an unknown method, preset or parameter
     fails here, before any data is read or model trained."""
     spec = parse_forget(cfg.forget)
-    return create(cfg.method, preset=cfg.preset, dataset=cfg.dataset,
-                         scenario=spec.scenario, arch=resolve_arch(cfg, spec),
-                         data_dir=cfg.data_dir, params=cfg.params)
+    return create(cfg.method, preset=cfg.preset, dataset=cfg.dataset, scenario=spec.scenario,
+                  arch=resolve_arch(cfg, spec), data_dir=cfg.data_dir, params=cfg.params)
 
 
 def forget_classes(sc: Scenario) -> list[int]:

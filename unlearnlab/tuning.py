@@ -104,8 +104,7 @@ class TuneConfig:
         architecture, ``params`` on top."""
         spec = parse_forget(self.forget)
         return create(self.method, dataset=self.dataset, scenario=spec.scenario,
-                             arch=resolve_arch(self.run_config(0), spec),
-                      params=params)
+                      arch=resolve_arch(self.run_config(0), spec), params=params)
 
     @property
     def setup(self) -> dict:
