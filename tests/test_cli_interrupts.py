@@ -113,3 +113,22 @@ def test_same_seed_gives_byte_identical_metrics(real_data, tmp_path):
         record["run_config"].pop("data_dir")
         dumps.append(json.dumps(record, sort_keys=True))
     assert dumps[0] == dumps[1]
+
+
+def test_sigint_stops_a_run_started_with_sigint_ignored(real_data, tmp_path):
+    """A command started with SIGINT ignored (as ``nohup cmd &`` starts it) still stops
+    cleanly on SIGINT: Python would otherwise inherit the ignored signal."""
+    root = link_real_data(real_data, tmp_path / "data")
+    out = tmp_path / "r.json"
+    env = {k: v for k, v in os.environ.items() if k != "UNLEARNLAB_DATA"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    proc = subprocess.Popen([sys.executable, "-m", "unlearnlab", *LONG, "--data-dir", str(root),
+                             "--json", str(out)], env=env, cwd=root.parent, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    lines = wait_for_training(proc)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    time.sleep(0.5)
+    assert proc.returncode == 130, "".join(lines)
+    assert not out.exists() and leftovers(root) == []
