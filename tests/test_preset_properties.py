@@ -14,7 +14,7 @@ from unlearnlab.errors import ConfigError
 from unlearnlab.methods import get_method, list_methods
 from unlearnlab.methods.params import coerce_params, has_type, param_type, parse_set_options
 from unlearnlab.methods.presets import TUNED_FILE, read_tuned, tuned_params
-from unlearnlab.tuning import check_preset_file
+from unlearnlab.studies import check_preset_file
 
 METHODS = [get_method(name) for name in list_methods()]
 methods = st.sampled_from(METHODS)

@@ -36,7 +36,8 @@ from unlearnlab.errors import ConfigError
 from unlearnlab.methods import create, get_method
 from unlearnlab.methods.presets import TUNED_FILE, tuned_preset
 from unlearnlab.scenario import build_scenario, validation_rows
-from unlearnlab.tuning import TuneConfig, baselines, storage_url, write_preset
+from unlearnlab.studies import storage_url, write_preset
+from unlearnlab.tuning import TuneConfig, baselines
 
 optuna = pytest.importorskip("optuna")
 
