@@ -1,10 +1,8 @@
 """One palette and one role vocabulary for every figure.
 
-A run record names its models by the roles of ``metrics.ALL_ROLES`` (original, retrained,
-unlearned); an ensemble comparison names its baselines by ``compare.BASELINES`` (untrained,
-the original model trained on everything, retrained) and its methods by their registry keys.
-The names below come from those two constants, so a figure names and colours a model the way
-the record does.
+A run record, an ensemble comparison and every figure name their models by the roles of
+``experiment.ROLES`` (untrained, original, retrained, unlearned; a comparison names its methods
+by their names), so a figure names and colours a model the way the record does.
 """
 
 from __future__ import annotations
