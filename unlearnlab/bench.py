@@ -44,7 +44,7 @@ def scenario_name(dataset: str, forget: str) -> str:
     return SHORT_NAMES.get((dataset, forget)) or f"{dataset}-{canonical.replace(':', '-')}"
 
 
-# What an output folder of ``bench`` held before it carried ``store.OUTPUT_MARKER`` (see
+# What an output folder of ``bench`` held before it carried ``outputs.OUTPUT_MARKER`` (see
 # ``compare.OUTPUT_NAMES``): the leaderboard and one folder per scenario.
 OUTPUT_NAMES = ("leaderboard.md", "leaderboard.csv", ".*.tmp", "mnist-*", "fashion-*",
                 "cmnist-*", "fashion_mnist-*", "digits-*")

@@ -174,12 +174,7 @@ def cmd_compare(args) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
         raise ConfigError("--methods is empty: name at least one method, e.g. gemu,gefeu")
-    for name in methods:
-        check_method(_config(args, method=name))
-    if len(set(methods)) < len(methods):
-        raise ConfigError(f"--methods names a method twice ({args.methods}); name each once")
-    if args.seeds < 1:
-        raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
+    # compare checks the methods (each once), the seeds and --out before any work.
     comparison = compare(_config(args, method=methods[0]), methods, args.seeds, args.out,
                          args.preset)
     print(markdown(comparison.summary(), f"{args.dataset} · forget {args.forget}"))
@@ -193,10 +188,6 @@ def cmd_bench(args) -> int:
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
         if not methods:
             raise ConfigError("--methods is empty: name at least one method or leave it out")
-        for name in methods:
-            get_method(name)
-    if args.seeds < 1:
-        raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
     cfg = RunConfig(quick=args.quick, data_dir=args.data_dir, device=args.device)
     rows = bench(cfg, methods, args.seeds, args.out)
     print(leaderboard_markdown(rows, args.seeds, args.quick))

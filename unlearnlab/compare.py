@@ -64,7 +64,7 @@ class Comparison:
         return summarize(self.rows)
 
 
-# What an output folder of ``compare`` held before it carried ``store.OUTPUT_MARKER``: such a
+# What an output folder of ``compare`` held before it carried ``outputs.OUTPUT_MARKER``: such a
 # folder may be replaced by a new output; any other folder is refused.
 OUTPUT_NAMES = ("results.csv", "summary.md", "kl.json", "*_seed*.json", ".*.tmp")
 
@@ -122,7 +122,7 @@ def check_scenario(cfg: RunConfig, methods, preset: str) -> Scenario:
     names = [m.name for m in checked]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
-        raise ConfigError(f"methods name '{twice[0]}' twice; name each method once")
+        raise ConfigError(f"methods: names a method twice ('{twice[0]}'); name each method once")
     check_data_root(cfg.data_dir)
     first = build_scenario(replace(cfg, seed=0))
     for method in checked:
@@ -136,6 +136,7 @@ def run_comparison(cfg: RunConfig, methods, seeds: int, out: Path | None, preset
     ``first`` is seed 0's scenario."""
     rows, records, kls, all_models, histories = [], [], {}, {}, {}
     for seed in range(seeds):
+        names = []
         base = prepare(replace(cfg, seed=seed), untrained=True,
                        scenario=first if seed == 0 else None)
         models = {role: base.models[role] for role in BASELINES}
@@ -145,6 +146,7 @@ def run_comparison(cfg: RunConfig, methods, seeds: int, out: Path | None, preset
         for method in methods:
             result = run_method(base, method, preset=preset)
             name = result.record["method"]
+            names.append(name)
             records.append(result.record)
             evaluation = result.record["models"]["unlearned"]
             if evaluation is not None:  # a diverged run has no model and no metrics
@@ -157,7 +159,7 @@ def run_comparison(cfg: RunConfig, methods, seeds: int, out: Path | None, preset
             if out is not None:
                 write_json(Path(out) / f"{name}_seed{seed}.json", result.record)
         kls[seed] = _full_kl(kl_matrix({name: logits[name]["forget_train"] for name in models}),
-                             [*BASELINES, *(r["method"] for r in records[-len(methods):])])
+                             [*BASELINES, *names])
         all_models[seed] = models
         histories[seed] = {"original": base.metas["original"]["history"],
                            "retrained": base.metas["retrained"]["history"]}
