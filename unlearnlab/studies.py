@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import socket
 import time
@@ -125,21 +124,10 @@ def load_study(cfg: TuneConfig):
 
 def check_preset_file(path: Path, method: str) -> None:
     """Raise ``ConfigError`` unless ``write_preset`` can add ``method``'s entry to the preset
-    file at ``path`` (missing, or a JSON object whose ``method`` entry, if any, is an object).
-    The file holds every method's tuned presets, so the advice names what to repair, never
-    to delete the file."""
-    if not path.is_file():
-        return
-    keep = "it holds the tuned presets of every method, so repair it rather than delete it"
-    try:
-        content = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise ConfigError(f"tuned presets '{path}' are not valid JSON ({exc}); {keep}, or move "
-                          "it aside to start a new file") from exc
-    if not isinstance(content, dict):
-        raise ConfigError(f"tuned presets '{path}' must hold a JSON object {{method: {{dataset: "
-                          f"entry}}}}, not a {type(content).__name__}; {keep}, or move it aside")
-    entry = content.get(method)
+    file at ``path`` (``read_tuned``: missing, or a JSON object; and ``method``'s entry, if
+    any, an object). The file holds every method's tuned presets, so the advice names what to
+    repair, never to delete the file."""
+    entry = read_tuned(path).get(method)
     if entry is not None and not isinstance(entry, dict):
         raise ConfigError(f"tuned presets '{path}': the entry '{method}' must be an object "
                           "{dataset: entry}; fix or remove that entry (the other methods' "

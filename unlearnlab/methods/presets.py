@@ -37,7 +37,9 @@ def read_tuned(path: Path) -> dict:
                           "every method's tuned presets: repair it, or move it aside and run "
                           "`unlearnlab tune` again") from exc
     if not isinstance(content, dict):
-        raise ConfigError(f"tuned presets '{path}' must hold a JSON object")
+        raise ConfigError(f"tuned presets '{path}' must hold a JSON object {{method: {{dataset: "
+                          f"entry}}}}, not a {type(content).__name__}; the file holds every "
+                          "method's tuned presets: repair it, or move it aside")
     return content
 
 
