@@ -29,7 +29,8 @@ def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.A
     """Register ``figures`` and its four kinds on ``subparsers``; ``parents`` hold the
     options of commands that train or load models (--quick, --data-dir, --device, --debug)."""
     parser = subparsers.add_parser("figures", help="draw the figures of assets/: the README's "
-                                   "class forgetting, the thesis scenarios or a saved bench")
+                                   "class forgetting, the thesis scenarios, a saved bench or "
+                                   "forget-quality studies")
     kinds = parser.add_subparsers(dest="kind", required=True, parser_class=type(parser))
     c = kinds.add_parser("class-forgetting", parents=parents,
                          help="seed A's class forgetting (MNIST, class 6 over-represented "
