@@ -8,6 +8,8 @@
   ``compare.Comparison`` (the notebooks and the README);
 - ``bench_records`` and ``bench``: reading a saved benchmark, and its leaderboard figures;
 - ``tuning``: Optuna's history and importance plots of a study;
+- ``forget_quality``: reading forget-quality bundles, and their per-example eps histograms and
+  F per method against the ``retrain`` and ``original`` references;
 - ``assets``: the figure sets written to ``assets/``; ``cli``: ``unlearnlab figures``.
 
 Nothing is imported here, so that ``unlearnlab figures`` can choose matplotlib's backend before

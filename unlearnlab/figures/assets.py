@@ -6,11 +6,14 @@ from results already computed and returns the paths it wrote (every file atomica
   run, ``write_class_forgetting`` draws its ``RunResult``;
 - the thesis scenarios (Kastler 2025; ``compare.THESIS_SCENARIOS``): ``write_thesis_figures``
   draws one dataset's ``Comparison``, ``thesis_section``/``thesis_markdown`` write the summary;
-- a saved benchmark: ``write_bench_figures`` draws what ``bench_records.load_bench`` read.
+- a saved benchmark: ``write_bench_figures`` draws what ``bench_records.load_bench`` read;
+- forget-quality studies: ``write_forget_quality_figures`` draws what
+  ``forget_quality.load_studies`` read.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -30,6 +33,7 @@ from .bench_records import (
     pick_run,
     ranked_methods,
 )
+from .forget_quality import plot_epsilon_histograms, plot_forget_quality_bars, scenario_title
 
 # The README's class-forgetting figures: file name -> figure of the run.
 CLASS_FORGETTING = {
@@ -179,3 +183,32 @@ def write_bench_figures(bench: Mapping, out: Path, mia_method: str | None = None
             title=f"{name} · {record['method']} (seed {record['seed']}): per-sample loss on "
                   "the forget set (dashed: medians)"))
     return written, skipped
+
+
+# --- forget quality ---------------------------------------------------------------------------
+
+def forget_quality_stem(studies: Mapping) -> str:
+    """``forget_quality_<dataset>_<forget spec>_n<N>``, the spec's characters that do not belong
+    in a file name replaced by ``-``."""
+    scenario = studies["scenario"]
+    spec = re.sub(r"[^A-Za-z0-9_.]+", "-", scenario["forget"]).strip("-")
+    return f"forget_quality_{scenario['dataset']}_{spec}_n{studies['models']}"
+
+
+def write_forget_quality_figures(studies: Mapping, out: Path) -> list[Path]:
+    """Draw forget-quality studies of one scenario and N (``forget_quality.load_studies``) into
+    ``out``: ``<stem>_epsilons.png`` (per-example eps histograms, the references as outlines)
+    and, when a method is among them, ``<stem>_scores.png`` (F per method against the
+    references); ``<stem>`` is ``forget_quality_stem``. Returns the paths written."""
+    stem, n = forget_quality_stem(studies), studies["models"]
+    title = scenario_title(studies)
+    written = [out / f"{stem}_epsilons.png"]
+    plt.close(plot_epsilon_histograms(
+        studies["epsilons"], n, path=written[-1],
+        title=f"Per-example ε, {n} models per side (outlines: the references)\n{title}"))
+    if len(studies["epsilons"]) > 2:
+        written.append(out / f"{stem}_scores.png")
+        plt.close(plot_forget_quality_bars(
+            studies["epsilons"], n, path=written[-1],
+            title=f"Forget quality F, {n} models per side\n{title}"))
+    return written

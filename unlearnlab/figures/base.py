@@ -51,14 +51,16 @@ def axes_row(axes, n: int, panel_size: tuple[float, float], **kw) -> tuple[Figur
     return axes[0].figure, axes
 
 
-def axes_grid(axes, n: int, ncols: int, panel: tuple[float, float]) -> tuple[Figure, list]:
+def axes_grid(axes, n: int, ncols: int, panel: tuple[float, float],
+              **kw) -> tuple[Figure, list]:
     """``axes`` (which must be ``n``) and their figure, or a new grid of ``n`` panels with
-    ``ncols`` per row (the unused cells of the last row removed)."""
+    ``ncols`` per row (the unused cells of the last row removed; ``kw`` go to
+    ``plt.subplots``, e.g. ``sharex``/``sharey``)."""
     if axes is None:
         ncols = min(ncols, n)
         nrows = int(np.ceil(n / ncols))
         fig, grid = plt.subplots(nrows, ncols, figsize=(panel[0] * ncols, panel[1] * nrows),
-                                 layout="constrained", squeeze=False)
+                                 layout="constrained", squeeze=False, **kw)
         axes = list(grid.ravel())
         for extra in axes[n:]:
             extra.remove()

@@ -3,11 +3,14 @@
     unlearnlab figures class-forgetting [--quick] [--out assets]
     unlearnlab figures thesis [--quick] [--seeds 5] [--presets default,thesis] [--results DIR]
     unlearnlab figures bench RESULTS_DIR [--out assets] [--mia-method M] [--seed S]
+    unlearnlab figures forget-quality BUNDLE_DIR... [--out assets]
 
 ``class-forgetting`` runs seed A's class forgetting (models reused from the cache) and draws
 it; ``thesis`` compares gradient ascent, GEMU and GeFeU with the baseline ensembles on each
 thesis scenario, draws them and writes ``thesis_results.md``; ``bench`` draws the folder of a
-finished ``unlearnlab bench`` run (nothing is recomputed) and prints its leaderboard. Drawing
+finished ``unlearnlab bench`` run (nothing is recomputed) and prints its leaderboard;
+``forget-quality`` draws the bundles of ``unlearnlab forget-quality`` runs of one scenario and
+N: each method's per-example eps beside the ``retrain`` and ``original`` references. Drawing
 modules are imported only here, after the backend is chosen, so other commands start fast.
 """
 
@@ -23,10 +26,11 @@ OUT_HELP = "output folder (default: assets, the repository's when run from its r
 
 
 def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    """Register ``figures`` and its three kinds on ``subparsers``; ``parents`` hold the
+    """Register ``figures`` and its four kinds on ``subparsers``; ``parents`` hold the
     options of commands that train or load models (--quick, --data-dir, --device, --debug)."""
     parser = subparsers.add_parser("figures", help="draw the figures of assets/: the README's "
-                                   "class forgetting, the thesis scenarios or a saved bench")
+                                   "class forgetting, the thesis scenarios, a saved bench or "
+                                   "forget-quality studies")
     kinds = parser.add_subparsers(dest="kind", required=True, parser_class=type(parser))
     c = kinds.add_parser("class-forgetting", parents=parents,
                          help="seed A's class forgetting (MNIST, class 6 over-represented "
@@ -56,6 +60,15 @@ def add_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.A
                    help="seed of the MIA figures (default: the method's first finished)")
     b.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                    help="show tracebacks")
+    q = kinds.add_parser("forget-quality",
+                         help="per-example eps histograms and F of forget-quality bundles of "
+                         "one scenario and N, beside the retrain and original references")
+    q.add_argument("bundles", type=Path, nargs="+", metavar="BUNDLE_DIR",
+                   help="bundle folders of `unlearnlab forget-quality`: the retrain and "
+                   "original references and the methods, one scenario, one N")
+    q.add_argument("--out", type=Path, default=Path("assets"), help=OUT_HELP)
+    q.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show tracebacks")
     return parser
 
 
@@ -66,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
     if "matplotlib.pyplot" not in sys.modules:  # a notebook calling main keeps its backend
         matplotlib.use("Agg")
     handler = {"class-forgetting": _class_forgetting, "thesis": _thesis,
-               "bench": _bench}[args.kind]
+               "bench": _bench, "forget-quality": _forget_quality}[args.kind]
     try:
         return handler(args)
     except OSError as exc:
@@ -143,4 +156,17 @@ def _bench(args) -> int:
         print(f"unlearnlab figures: skipped the MIA figure of {name}: {why}", file=sys.stderr)
     print(bench["markdown"], end="")
     print(f"\nwrote {', '.join(p.name for p in written)} to {args.out}")
+    return 0
+
+
+def _forget_quality(args) -> int:
+    from .assets import write_forget_quality_figures
+    from .forget_quality import load_studies
+
+    studies = load_studies(args.bundles)
+    written = write_forget_quality_figures(studies, args.out)
+    for name, record in studies["records"].items():
+        print(f"{name:<24} F {record['forget_quality']:.4f}   final score "
+              f"{record['final_score']:.4f}")
+    print(f"wrote {', '.join(p.name for p in written)} to {args.out}")
     return 0
