@@ -25,13 +25,14 @@ import time
 import numpy as np
 import torch
 
+from unlearnlab.batched_training import fit_ensemble
 from unlearnlab.config import RunConfig
 from unlearnlab.ensemble import with_model_seed
 from unlearnlab.models import create_model
 from unlearnlab.outputs import write_json
 from unlearnlab.record import versions
 from unlearnlab.scenario import build_scenario
-from unlearnlab.training import fit, fit_ensemble, predict, seed_everything
+from unlearnlab.training import fit, predict, seed_everything
 
 
 def initial_models(sc, seeds):
