@@ -118,6 +118,9 @@ def test_forget_quality_command_on_mnist_random_forgetting(real_data, tmp_path):
         assert set(record["sides"][side]) >= {"retain_acc_mean", "retain_acc_std",
                                               "test_acc_mean", "forget_acc_mean", "seconds"}
     assert 0 <= record["final_score"] <= record["forget_quality"] * 1.5
+    assert record["run_config"]["quick"] is True and record["run_config"]["seed"] == 0
+    assert record["recipe"]["arch"] == "mlp" and "torch" in record["versions"]
+    assert len(record["split_hash"]) >= 16 and record["data_checksum"]
     assert "forget quality F" in proc.stdout
     rescore = subprocess.run([sys.executable, "-m", "unlearnlab", "rescore",
                               str(root / "forget_quality")], capture_output=True, text=True,

@@ -31,6 +31,7 @@ from . import cache, forget_quality
 from .config import RunConfig
 from .errors import BundleError, ConfigError
 from .methods import create
+from .record import versions
 from .scenario import Scenario, build_scenario
 from .training import predict
 
@@ -138,6 +139,9 @@ def study(cfg: RunConfig, method, n_models: int) -> dict:
             "forget_samples": int(forget.sum()), "sides": sides,
             "epsilon_median": float(np.median(epsilons)),
             "seconds_total": time.perf_counter() - start,
+            "recipe": sc.recipe.to_dict(), "data_checksum": sc.dataset.checksum,
+            "split_hash": sc.split_hash, "forget_digest": sc.forget_digest,
+            "run_config": {**dataclasses.asdict(cfg), "method": name}, "versions": versions(),
             "arrays": {"epsilons": epsilons, "unlearned_confidence": conf_u,
                        "retrained_confidence": conf_r}}
 
