@@ -62,6 +62,24 @@ def test_references_bracket_a_method_and_every_model_is_cached(digits_root):
     assert np.array_equal(again["arrays"]["epsilons"], scores["finetune"]["arrays"]["epsilons"])
 
 
+def test_models_trained_together_are_cached_apart_and_score_alike(digits_root):
+    cfg = config(digits_root)
+    alone = ensemble.study(cfg, "retrain", N)
+    before = set((digits_root / "models").rglob("*.pt"))
+    together = ensemble.study(cfg, "retrain", N, together=True)
+    added = set((digits_root / "models").rglob("*.pt")) - before
+    assert len(added) == 2 * N  # none of the models trained alone stands in
+    assert together["together"] is True and alone["together"] is False
+    for key in ("retain_acc_mean", "test_acc_mean"):
+        assert together["sides"]["retrained"][key] == pytest.approx(
+            alone["sides"]["retrained"][key], abs=0.03)
+    again = ensemble.study(cfg, "retrain", N, together=True)
+    assert set((digits_root / "models").rglob("*.pt")) - before == added
+    assert np.array_equal(again["arrays"]["epsilons"], together["arrays"]["epsilons"])
+    assert ensemble.default_folder(cfg, "retrain", N, True) != ensemble.default_folder(
+        cfg, "retrain", N)
+
+
 def test_the_bundle_rescores_to_its_record(digits_root, tmp_path):
     record = ensemble.study(config(digits_root), "finetune", N)
     saved = ensemble.write_bundle(tmp_path / "b", record)

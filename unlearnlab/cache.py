@@ -25,13 +25,14 @@ import hashlib
 import inspect
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
 from torch import nn
 
 from . import __version__
+from .batched_training import fit_ensemble
 from .config import QUICK
 from .data import stratified_rows
 from .errors import CacheError, ConfigError, CorruptCacheError
@@ -132,8 +133,9 @@ def model_code_hash(arch: str) -> str:
 
 # ------------------------------------------------------------------------------ model keys
 
-def model_config(sc: Scenario, role: str) -> dict:
-    """Everything that determines a trained ``original`` or ``retrained`` model."""
+def model_config(sc: Scenario, role: str, together: bool = False) -> dict:
+    """Everything that determines a trained ``original`` or ``retrained`` model; ``together``:
+    trained with others as one batched model (``train_or_load_together``)."""
     cfg = sc.config
     return {"role": role, "dataset": sc.dataset.name, "data_checksum": sc.dataset.checksum,
             "arch": sc.arch, "arch_code": model_code_hash(sc.arch), "recipe": sc.recipe.to_dict(),
@@ -147,7 +149,10 @@ def model_config(sc: Scenario, role: str) -> dict:
             # the held-out rows depend on the forget set (stratified by membership)
             **({"validation": {"fraction": v, "seed": VALIDATION_SEED,
                                "forget": sc.forget_digest}}
-               if (v := cfg.validation) else {})}
+               if (v := cfg.validation) else {}),
+            **({"trainer": {"together": True,
+                            "code": source_hash([PACKAGE / "batched_training.py"])}}
+               if together else {})}
 
 
 def _cached(sc: Scenario, config: dict, model: nn.Module) -> dict | None:
@@ -175,6 +180,18 @@ def new_model(sc: Scenario) -> nn.Module:
     return create_model(sc.arch, sc.dataset.in_channels, sc.dataset.num_classes).to(sc.device)
 
 
+def _test_curve(sc: Scenario):
+    """The per-epoch test loss and accuracy on the scenario's curve rows."""
+    curve = stratified_rows(sc.test.y, CURVE_TEST_PER_CLASS, sc.config.seed)
+    curve_x, curve_y = sc.test.x[curve], sc.test.y[curve]
+
+    def test_metrics(m):
+        logits = predict(m, curve_x, device=sc.device)
+        return {"test_loss": mean_cross_entropy(logits, curve_y),
+                "test_acc": accuracy(logits.argmax(1), curve_y)}
+    return test_metrics
+
+
 def train_or_load(sc: Scenario, role: str) -> tuple[nn.Module, dict]:
     """The cached ``original`` or ``retrained`` model, trained (and cached) when missing.
     ``meta["digest"]`` is the ``store.content_digest`` of its state dict."""
@@ -187,22 +204,50 @@ def train_or_load(sc: Scenario, role: str) -> tuple[nn.Module, dict]:
     r = sc.recipe
     log.info("training the %s model: %s on %s, %d epochs over %d samples", role, sc.arch,
              sc.dataset.name, r.epochs, len(rows))
-    curve = stratified_rows(sc.test.y, CURVE_TEST_PER_CLASS, sc.config.seed)
-    curve_x, curve_y = sc.test.x[curve], sc.test.y[curve]
-
-    def test_metrics(m):
-        logits = predict(m, curve_x, device=sc.device)
-        return {"test_loss": mean_cross_entropy(logits, curve_y),
-                "test_acc": accuracy(logits.argmax(1), curve_y)}
-
     start = time.perf_counter()
     history = fit(model, sc.train.x[rows], sc.train.y[rows], epochs=r.epochs,
                   batch_size=r.batch_size, lr=r.lr, seed=sc.model_seed, device=sc.device,
-                  desc=f"train {role}", on_epoch=test_metrics)
+                  desc=f"train {role}", on_epoch=_test_curve(sc))
     meta = {"config": config, "seconds": time.perf_counter() - start, "history": history,
             "train_samples": len(rows), "device": str(sc.device)}
     save_model(model_path(sc.root, config), model, meta)
     return model.eval(), {**meta, "digest": content_digest(model.state_dict())}
+
+
+# Models trained together per call of ``fit_ensemble``: bounds the memory of the batched model
+# and its optimiser state (the MLP: 16 x 7.6 MB of weights and moments).
+TOGETHER_CHUNK = 16
+
+
+def train_or_load_together(scs: Sequence[Scenario], role: str
+                           ) -> list[tuple[nn.Module, dict]]:
+    """``train_or_load`` for scenarios that differ only in their model seed, the missing models
+    trained together, ``TOGETHER_CHUNK`` at a time (``batched_training.fit_ensemble``). Their
+    keys name that trainer and its code: per step they equal ``fit`` only up to rounding, so
+    they never stand in for a model trained alone, nor the reverse."""
+    configs = [model_config(sc, role, together=True) for sc in scs]
+    models = [new_model(sc) for sc in scs]
+    metas = [_cached(sc, c, m) for sc, c, m in zip(scs, configs, models, strict=True)]
+    missing = [i for i, meta in enumerate(metas) if meta is None]
+    for first in range(0, len(missing), TOGETHER_CHUNK):
+        chunk = missing[first:first + TOGETHER_CHUNK]
+        sc, r = scs[chunk[0]], scs[chunk[0]].recipe
+        rows = sc.rows(role)
+        log.info("training %d %s models together: %s on %s, %d epochs over %d samples",
+                 len(chunk), role, sc.arch, sc.dataset.name, r.epochs, len(rows))
+        start = time.perf_counter()
+        histories = fit_ensemble([models[i] for i in chunk], sc.train.x[rows], sc.train.y[rows],
+                                 epochs=r.epochs, batch_size=r.batch_size, lr=r.lr,
+                                 seeds=[scs[i].model_seed for i in chunk], device=sc.device,
+                                 desc=f"train {role}", on_epoch=_test_curve(sc))
+        seconds = (time.perf_counter() - start) / len(chunk)
+        for i, history in zip(chunk, histories, strict=True):
+            metas[i] = {"config": configs[i], "seconds": seconds, "history": history,
+                        "train_samples": len(rows), "device": str(sc.device),
+                        "trained_together": len(chunk)}
+            save_model(model_path(sc.root, configs[i]), models[i], metas[i])
+    return [(m.eval(), {**meta, "digest": content_digest(m.state_dict())})
+            for m, meta in zip(models, metas, strict=True)]
 
 
 def unlearned_config(sc: Scenario, method, original_digest: str, seed: int) -> dict:

@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="method hyperparameter (repeatable)")
     q.add_argument("--seed", type=int, default=0, help="seed of the samples and the original")
+    q.add_argument("--together", action="store_true",
+                   help="train each side's missing models together as one batched model "
+                   "(cached apart from models trained alone; see docs/performance.md)")
     q.add_argument("--out", type=Path, default=None,
                    help="bundle folder (default: <data root>/forget_quality/...)")
     q.add_argument("--json", type=Path, default=None, help="write the JSON record here")
@@ -252,10 +255,11 @@ def cmd_forget_quality(args) -> int:
         check_method(cfg)
     if args.json:
         check_file_target(args.json, "--json")
-    out = args.out or ensemble.default_folder(cfg, args.method, args.models)
+    out = args.out or ensemble.default_folder(cfg, args.method, args.models, args.together)
     check_folder_target(out, "--out")
     check_data_root(cfg.data_dir)
-    record = ensemble.write_bundle(out, ensemble.study(cfg, args.method, args.models))
+    record = ensemble.write_bundle(out, ensemble.study(cfg, args.method, args.models,
+                                                       together=args.together))
     if args.json:
         write_json(args.json, record)
     print(ensemble.summary(record))

@@ -56,13 +56,14 @@ def with_model_seed(sc: Scenario, seed: int) -> Scenario:
     return dataclasses.replace(sc, model_seed=seed, _task=None)
 
 
-def _side(sc: Scenario, role: str, seeds: range) -> tuple[list[nn.Module], float]:
-    models, seconds = [], 0.0
-    for seed in seeds:
-        model, meta = cache.train_or_load(with_model_seed(sc, seed), role)
-        models.append(model)
-        seconds += meta["seconds"]
-    return models, seconds
+def _side(sc: Scenario, role: str, seeds: range, together: bool
+          ) -> tuple[list[nn.Module], float]:
+    scenarios = [with_model_seed(sc, seed) for seed in seeds]
+    if together:
+        loaded = cache.train_or_load_together(scenarios, role)
+    else:
+        loaded = [cache.train_or_load(s, role) for s in scenarios]
+    return [model for model, _ in loaded], sum(meta["seconds"] for _, meta in loaded)
 
 
 def _unlearned_side(sc: Scenario, method, n: int) -> tuple[list[nn.Module], float, dict]:
@@ -87,11 +88,13 @@ def _confidences(models: list[nn.Module], x: torch.Tensor, y: torch.Tensor,
     return forget_quality.logit_confidence(logits.numpy(), y.numpy())
 
 
-def study(cfg: RunConfig, method, n_models: int) -> dict:
+def study(cfg: RunConfig, method, n_models: int, together: bool = False) -> dict:
     """Score ``method`` (a registry key, ``module:Class``, a class, or one of ``REFERENCES``)
     on ``cfg``'s scenario with ``n_models`` models per side. Returns the record: forget
     quality F, final score, per side the retain / test / forget accuracies (mean and std) and
-    seconds, and ``arrays`` (per-example eps and both sides' confidences) for the bundle."""
+    seconds, and ``arrays`` (per-example eps and both sides' confidences) for the bundle.
+    ``together``: the retrained (and reference) models missing from the cache are trained
+    together (``cache.train_or_load_together``) instead of one after the other."""
     check(method, n_models)
     sc = build_scenario(cfg)
     n = n_models
@@ -103,11 +106,11 @@ def study(cfg: RunConfig, method, n_models: int) -> dict:
                            params=cfg.params)
         name = unlearner.name
     start = time.perf_counter()
-    retrained, seconds_r = _side(sc, "retrained", range(n))
+    retrained, seconds_r = _side(sc, "retrained", range(n), together)
     if method == "retrain":
-        side, seconds_u = _side(sc, "retrained", range(n, 2 * n))
+        side, seconds_u = _side(sc, "retrained", range(n, 2 * n), together)
     elif method == "original":
-        side, seconds_u = _side(sc, "original", range(n, 2 * n))
+        side, seconds_u = _side(sc, "original", range(n, 2 * n), together)
     else:
         side, seconds_u, _ = _unlearned_side(sc, unlearner, n)
     forget = sc.masks["train"]
@@ -134,7 +137,7 @@ def study(cfg: RunConfig, method, n_models: int) -> dict:
     return {"dataset": sc.dataset.name, "arch": sc.arch, "forget": str(sc.spec),
             "method": name, "params": None if unlearner is None else unlearner.params,
             "preset": None if unlearner is None else unlearner.preset,
-            "seed": cfg.seed, "quick": cfg.quick, "models": n,
+            "seed": cfg.seed, "quick": cfg.quick, "models": n, "together": together,
             "forget_quality": quality, "final_score": final,
             "forget_samples": int(forget.sum()), "sides": sides,
             "epsilon_median": float(np.median(epsilons)),
@@ -149,14 +152,14 @@ def study(cfg: RunConfig, method, n_models: int) -> dict:
 ARRAYS = "forget_quality.npz"
 
 
-def default_folder(cfg: RunConfig, method: str, n_models: int):
+def default_folder(cfg: RunConfig, method: str, n_models: int, together: bool = False):
     """``<data root>/forget_quality/<dataset>/<method>-n<N>-seed<s>-<hash of the command's
     configuration>``."""
     from .data import data_root
     from .store import config_key
 
     key = config_key({**dataclasses.asdict(cfg), "data_dir": None, "method": str(method),
-                      "models": n_models})
+                      "models": n_models, **({"together": True} if together else {})})
     name = str(method).replace(":", "-").replace(".", "-")
     return data_root(cfg.data_dir) / "forget_quality" / cfg.dataset / (
         f"{name}-n{n_models}-seed{cfg.seed}-{key}")
