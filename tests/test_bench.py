@@ -61,6 +61,7 @@ def test_leaderboard_ranks_by_avg_abs_z_and_puts_diverged_methods_last():
     assert table.loc["boom", "z_gap"] == float("inf")
     board = leaderboard_markdown(rows, 2, False)
     assert board.startswith("Ranked by avg |z|")
+    assert "with 2 seeds even a retrained model has no finite expected avg |z|" in board
     assert "| rank | method | avg \\|z\\| (σ) | a | b | avg gap (pts) | speed-up × |" in board
     assert "| 1 | inside | 1.00 | 1.00 | n/a | 4.00 | 50.0 |  |" in board
     assert "| 2 | near | 7.00 | 6.00 | 8.00 | 0.30 | 6.0 | retain-damage ×1 |" in board

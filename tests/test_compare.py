@@ -92,6 +92,7 @@ def test_the_summary_puts_the_verdict_first_and_the_point_gap_second():
     row = next(line for line in text.splitlines() if line.startswith("| m |"))
     assert "| 1.4 ± 0.0 |" in row and row.endswith("| retain-damage ×3 |")
     assert "avg |z|: mean |z|" in text
+    assert "an independently retrained model scores about 1.63 with 3 seeds" in text
 
 
 def test_one_seed_has_no_spread_so_no_z_and_no_spread_flag():
@@ -101,4 +102,5 @@ def test_one_seed_has_no_spread_so_no_z_and_no_spread_flag():
     assert np.isnan(run["z_gap"]) and np.isnan(run["z_forget_test_acc"])
     assert run["avg_gap"] == pytest.approx((0.119 + 0.38) / 5)
     assert run["collapse"] and not run["over_forgetting"] and not run["retain_damage"]
-    assert "| m | n/a |" in markdown(summarize(rows))
+    text = markdown(summarize(rows))
+    assert "| m | n/a |" in text and "n/a with one seed: one retrained model has no spread" in text

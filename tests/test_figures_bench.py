@@ -116,6 +116,13 @@ def test_gap_bars_marks_flagged_methods_and_draws_the_mean_avg_abs_z_on_a_log_ax
     ends = sorted(p.get_x() + p.get_width() for p in _bars(ax))
     assert ends[0] == pytest.approx(1.5)  # method_00: avg |z| 1 and 2
     assert ends[-1] == pytest.approx(14.5)  # method_13: 14 and 15
+    assert not [line for line in ax.lines if line.get_linestyle() == ":"]  # 2 seeds: none
+
+
+def test_gap_bars_mark_a_retrained_models_avg_abs_z_from_three_seeds():
+    (ax,) = plot_gap_bars(leaderboard_rows(seeds=3), scenarios=[SCENARIOS[1]]).axes
+    (line,) = [line for line in ax.lines if line.get_linestyle() == ":"]
+    assert line.get_xdata()[0] == pytest.approx(np.sqrt(8 / 3))  # sqrt(4/3) E|t(2)|
 
 
 def test_gap_bars_subset_of_methods():

@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from unlearnlab.errors import ConfigError
 from unlearnlab.verdict import (
     GAP_KEYS,
     SPREAD_Z,
@@ -15,6 +16,7 @@ from unlearnlab.verdict import (
     ensemble_flags,
     forgetting_key,
     guard_flags,
+    retrained_avg_abs_z,
     z_score,
 )
 
@@ -143,3 +145,15 @@ def test_a_records_guard_flags_stay_in_points():
     assert guard_flags({"retain_test_acc": 0.963, "forget_test_acc": 0.35}, reference) == []
     assert guard_flags({"retain_test_acc": 0.86, "forget_test_acc": 0.29}, reference) == [
         "collapse", "over_forgetting"]
+
+
+def test_a_retrained_models_expected_avg_abs_z_depends_on_the_seeds():
+    # z = sqrt(1 + 1/N) t(N - 1): N = 3 gives sqrt(4/3) E|t(2)| = sqrt(4/3) sqrt(2) = sqrt(8/3);
+    # N = 5 gives sqrt(6/5) E|t(4)| = sqrt(6/5) x 1; many seeds give E|Z| = sqrt(2/pi).
+    assert retrained_avg_abs_z(3) == pytest.approx(math.sqrt(8 / 3))
+    assert retrained_avg_abs_z(5) == pytest.approx(math.sqrt(6 / 5))
+    assert retrained_avg_abs_z(100_000) == pytest.approx(math.sqrt(2 / math.pi), rel=1e-4)
+    assert retrained_avg_abs_z(2) == math.inf  # t(1) has no mean
+    for seeds in (1, 0, True, 2.0):
+        with pytest.raises(ConfigError, match="seeds must be an integer of at least 2"):
+            retrained_avg_abs_z(seeds)

@@ -16,6 +16,7 @@ from .compare import (
     check_inputs,
     check_out_not_data,
     check_scenario,
+    retrained_reference,
     run_comparison,
 )
 from .config import RunConfig
@@ -158,13 +159,14 @@ def leaderboard_markdown(rows: pd.DataFrame, seeds: int, quick: bool) -> str:
     mode = " Quick mode." if quick else ""
     spread = ("" if seeds > 1 else " With one seed the retrained ensemble has no spread: "
               "avg |z| is n/a and the avg gap ranks.")
+    reference = f"; {retrained_reference(seeds)}" if seeds > 1 else ""
     lines = [f"Ranked by avg |z|: how many standard deviations of the retrained ensemble a "
              f"method lies from retraining, averaged over the forget and retain accuracies "
              f"(train and test splits) and MIA efficacy (mean over {seeds} seeds, then over "
-             f"the scenarios a method is meant for; lower is better; an independently "
-             f"retrained model scores about 0.8). Scenario columns: avg |z| there; avg gap: "
-             f"the same distance in accuracy/MIA points (secondary); n/a: not meant for that "
-             f"scenario; flags: docs/leaderboard.md.{spread}{mode}",
+             f"the scenarios a method is meant for; lower is better{reference}). Scenario "
+             f"columns: avg |z| there; avg gap: the same distance in accuracy/MIA points "
+             f"(secondary); n/a: not meant for that scenario; flags: docs/leaderboard.md."
+             f"{spread}{mode}",
              "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for rank, (method, row) in enumerate(table.iterrows(), 1):
         flags = ", ".join(f"{f.replace('_', '-')} ×{int(row[f])}" for f in FLAGS if row[f])

@@ -23,7 +23,7 @@ from .experiment import check_data_root, check_method, check_task, prepare, run_
 from .metrics import kl_matrix
 from .outputs import atomic_path, output_folder, write_json
 from .scenario import Scenario, build_scenario
-from .verdict import GAP_KEYS, avg_abs_z, avg_gap, ensemble_flags, z_score
+from .verdict import GAP_KEYS, avg_abs_z, avg_gap, ensemble_flags, retrained_avg_abs_z, z_score
 
 # The baselines of every seed, named as in the run record.
 BASELINES = ("untrained", "original", "retrained")
@@ -294,12 +294,26 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
 
 # The heading of the verdict column; '|' is escaped, as a markdown table splits cells on it.
 Z_GAP_HEADING = "avg \\|z\\| (σ)"
-SUMMARY_LEGEND = ("avg |z|: mean |z| over the z columns, z = (value − retrained mean) / "
-                  "retrained std, so a method lies on average that many σ from retraining "
-                  "(lower is better; an independently retrained model scores about 0.8; "
-                  "n/a with one seed: one retrained model has no spread). "
-                  "Accuracies in % (mean ± std over seeds); avg gap and Δ: the same distance in "
-                  "points (secondary). Flags: docs/leaderboard.md.")
+
+
+def retrained_reference(seeds: int) -> str:
+    """What an independently retrained model's avg |z| would be with ``seeds`` seeds
+    (``verdict.retrained_avg_abs_z``), as a phrase for the legends of the tables."""
+    if seeds < 2:
+        return "n/a with one seed: one retrained model has no spread"
+    if seeds == 2:
+        return ("with 2 seeds even a retrained model has no finite expected avg |z|: the spread "
+                "of two models is too poorly known, use 3 seeds or more")
+    return (f"an independently retrained model scores about {retrained_avg_abs_z(seeds):.2f} "
+            f"with {seeds} seeds")
+
+
+def summary_legend(seeds: int) -> str:
+    """The line under ``markdown``'s table: what avg |z| is and how to read it."""
+    return ("avg |z|: mean |z| over the z columns, z = (value − retrained mean) / retrained "
+            "std, so a method lies on average that many σ from retraining (lower is better; "
+            f"{retrained_reference(seeds)}). Accuracies in % (mean ± std over seeds); avg gap "
+            "and Δ: the same distance in points (secondary). Flags: docs/leaderboard.md.")
 
 
 def markdown(table: pd.DataFrame, title: str = "") -> str:
@@ -339,7 +353,8 @@ def markdown(table: pd.DataFrame, title: str = "") -> str:
         cells.append(", ".join(f"{name.replace('_', '-')} ×{int(row[name])}" for name in FLAGS
                                if row[name]))
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join([*lines, "", SUMMARY_LEGEND]) + "\n"
+    seeds = int(table.loc["retrained", "seeds"]) if "retrained" in table.index else 1
+    return "\n".join([*lines, "", summary_legend(seeds)]) + "\n"
 
 
 def write_outputs(comparison: Comparison, out: Path, cfg: RunConfig) -> None:

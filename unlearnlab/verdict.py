@@ -3,7 +3,8 @@
 Against the retrained **ensemble** (``compare``, ``bench``): the primary verdict is
 ``avg_abs_z``, the mean over ``GAP_KEYS`` of |z|, where z = (value − retrained mean) /
 max(retrained std, ``Z_FLOOR``) places a value in the ensemble's spread (``z_score``); a
-method "lies on average k σ from retraining". ``ensemble_flags`` flags a run by the same
+method "lies on average k σ from retraining", to be read against ``retrained_avg_abs_z``,
+what a model retrained independently would score. ``ensemble_flags`` flags a run by the same
 spread (``SPREAD_Z``) and by one absolute usability guard (``COLLAPSE_GAP``). The average gap
 in accuracy/MIA points (``avg_gap``, SalUn's "Avg. Gap") is kept as a secondary number.
 
@@ -16,6 +17,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from .errors import ConfigError
 
 # SalUn's "Avg. Gap" (Fan et al. 2024, Table 1): UA (forget accuracy), RA, TA and MIA-Efficacy,
 # plus the forget-test accuracy that feature forgetting is judged by. TA is the retain part of
@@ -63,11 +66,31 @@ def avg_abs_z(model: dict, mean: dict, std: dict, floor: float = Z_FLOOR) -> flo
     """The primary verdict: the mean of |``z_score``(model[k], mean[k], std[k])| over the
     ``GAP_KEYS`` where it is defined (``mean``, ``std``: the retrained ensemble's mean and std,
     ddof 1, per key). Read it as "on average this many retrained standard deviations from
-    retraining": 0 is the ensemble's mean, an independently retrained model scores about 0.8
-    (E|Z| = sqrt(2/pi) for a normal Z). None when no key has a z-score (one retrained model)."""
+    retraining": 0 is the ensemble's mean; an independently retrained model scores about
+    ``retrained_avg_abs_z(N)`` (1.10 with 5 seeds). None when no key has a z-score (one
+    retrained model)."""
     zs = [z_score(model.get(k), mean.get(k), std.get(k), floor) for k in GAP_KEYS]
     zs = [abs(z) for z in zs if z is not None]
     return float(np.mean(zs)) if zs else None
+
+
+def retrained_avg_abs_z(seeds: int) -> float:
+    """The expected avg |z| of a model retrained independently of an ensemble of ``seeds``
+    retrained models: the reference a method's avg |z| is read against. For a normally spread
+    metric (and no floor) z = sqrt(1 + 1/N) t with t Student-distributed with v = N - 1 degrees
+    of freedom, as the mean and std are estimated from N models, so
+    E|z| = sqrt(1 + 1/N) sqrt(v) Gamma((v - 1)/2) / (sqrt(pi) Gamma(v/2)): 1.63 at N = 3,
+    1.10 at 5, 0.92 at 10, tending to sqrt(2/pi) = 0.80. Infinite at N = 2 (t with one degree
+    of freedom has no mean: the spread of two models is too poorly known)."""
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 2:
+        raise ConfigError(f"seeds must be an integer of at least 2 (one retrained model has no "
+                          f"spread), got {seeds!r}")
+    if seeds == 2:
+        return math.inf
+    v = seeds - 1
+    mean_abs_t = math.sqrt(v) * math.exp(math.lgamma((v - 1) / 2) - math.lgamma(v / 2)) \
+        / math.sqrt(math.pi)
+    return math.sqrt(1 + 1 / seeds) * mean_abs_t
 
 
 def forgetting_key(mean: dict) -> str:

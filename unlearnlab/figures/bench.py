@@ -23,6 +23,7 @@ from matplotlib.patches import Patch
 from .. import mia
 from ..compare import FLAGS
 from ..metrics import Outputs
+from ..verdict import retrained_avg_abs_z
 from .base import axes_grid, axes_row, finish
 from .bench_records import method_order
 from .style import MIA_SETS, ORIGINAL, RETRAINED, ROLE_COLORS, UNLEARNED, ensemble_palette
@@ -50,8 +51,9 @@ def plot_gap_bars(leaderboard_rows: pd.DataFrame, *, scenarios: Sequence[str] | 
     """Horizontal bars of each method's avg |z| to the retrained ensemble (``z_gap``: in
     retrained standard deviations, mean ± std over seeds, each seed a dot) on a log axis, as
     the values span from below 1 to hundreds; one panel per scenario, the methods in the same
-    order in every panel: the leaderboard's ranking, best on top. A dotted line marks 0.8,
-    where an independently retrained model lies on average.
+    order in every panel: the leaderboard's ranking, best on top. With 3 seeds or more a dotted
+    line marks where an independently retrained model lies on average
+    (``verdict.retrained_avg_abs_z``: 1.10 with 5 seeds).
 
     ``leaderboard_rows``: ``leaderboard.csv`` (columns scenario, method, seed, z_gap, avg_gap
     and the flags of ``compare.FLAGS``). A bar is hatched when a run of that method in that
@@ -79,7 +81,9 @@ def plot_gap_bars(leaderboard_rows: pd.DataFrame, *, scenarios: Sequence[str] | 
     palette = ensemble_palette(order)
     positions = np.arange(len(order))
     values = rows["z_gap"].astype(float).dropna()
-    # A log axis needs a positive left edge: below the smallest value, and below 0.8.
+    seeds = rows["seed"].nunique() if "seed" in rows else 0
+    reference = retrained_avg_abs_z(seeds) if seeds > 2 else None
+    # A log axis needs a positive left edge: below the smallest value and the reference.
     low = min(0.1, 0.5 * float(values[values > 0].min())) if (values > 0).any() else 0.1
     high = max(10 * low, float(values.max()))
     for ax, scenario in zip(axes, scenarios, strict=True):
@@ -109,16 +113,19 @@ def plot_gap_bars(leaderboard_rows: pd.DataFrame, *, scenarios: Sequence[str] | 
                             va="center", fontsize=6.5, color="tab:red")
         ax.set_title(f"{scenario}{_seed_count(here)}", fontsize="medium")
         ax.set_xscale("log")
-        ax.set_xlim(low, 8 * high)  # room for the flag marks
-        ax.axvline(0.8, color="0.4", linestyle=":", linewidth=0.9)
+        ax.set_xlim(low, 4 * high)  # room for the flag marks
+        if reference is not None:
+            ax.axvline(reference, color="0.4", linestyle=":", linewidth=0.9)
         ax.set_xlabel("avg |z| to retrain (σ, log scale)")
         ax.grid(axis="x", alpha=0.3)
         ax.set_yticks(positions, order)  # shown on the first panel of a shared row
         ax.set_ylim(len(order) - 0.5, -0.5)  # the best method on top
     handles = [Patch(facecolor="white", edgecolor="0.25", hatch=FLAG_HATCH, label=FLAG_LEGEND)]
     fig.legend(handles=handles, loc="outside lower center", fontsize="small", frameon=False)
+    dotted = "" if reference is None else \
+        f"; dotted: a retrained model's, {reference:.2f} at {seeds} seeds"
     fig.suptitle(title or "Avg |z| to the retrained ensemble (σ; mean ± std over seeds, dots: "
-                          "seeds; dotted: 0.8, a retrained model; lower is better)")
+                          f"seeds{dotted}; lower is better)")
     return finish(fig, path)
 
 
