@@ -291,12 +291,3 @@ def test_draws_on_given_axes():
         plot_gap_bars(leaderboard_rows(), axes=axes)
     fig, axes = plt.subplots(1, 3)
     assert plot_mia_distributions(outputs(), axes=axes) is fig
-
-
-def test_command_refuses_a_bench_of_one_seed_in_one_line(bench_dir, tmp_path, capsys):
-    csv = bench_dir / "leaderboard.csv"
-    pd.read_csv(csv).assign(z_gap=np.nan).to_csv(csv, index=False)
-    out = tmp_path / "assets"
-    assert cli.main(["figures", "bench", str(bench_dir), "--out", str(out)]) == 2
-    assert "is a bench of one seed: its avg |z| is n/a" in capsys.readouterr().err
-    assert not out.exists()
