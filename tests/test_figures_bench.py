@@ -136,10 +136,19 @@ def test_gap_bars_empty_input_is_a_value_error():
         plot_gap_bars(pd.DataFrame(columns=["scenario", "method", "seed", "z_gap", "avg_gap"]))
     with pytest.raises(ValueError, match=r"lack the columns \['z_gap'\]"):
         plot_gap_bars(leaderboard_rows().drop(columns="z_gap"))
-    with pytest.raises(ValueError, match="one seed has no retrained spread"):
-        plot_gap_bars(leaderboard_rows().assign(z_gap=np.nan))
     with pytest.raises(ValueError, match="none of the chosen methods"):
         plot_gap_bars(leaderboard_rows(), methods=["nope"])
+
+
+def test_gap_bars_of_one_seed_show_the_point_gap_and_say_so():
+    """One seed has no spread (z_gap NaN): the bars show the gap in points, which ranks."""
+    fig = plot_gap_bars(leaderboard_rows(seeds=1).assign(z_gap=np.nan), scenarios=[SCENARIOS[1]])
+    (ax,) = fig.axes
+    ends = sorted(p.get_x() + p.get_width() for p in _bars(ax))
+    assert ends[0] == pytest.approx(1.0) and ends[-1] == pytest.approx(14.0)  # points
+    assert ax.get_xlabel() == "avg gap to retrain (pts, log scale)"
+    assert "one seed: no spread" in fig._suptitle.get_text()
+    assert not [line for line in ax.lines if line.get_linestyle() == ":"]
 
 
 # --- plot_confusion_delta ---------------------------------------------------------------------

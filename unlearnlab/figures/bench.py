@@ -53,7 +53,9 @@ def plot_gap_bars(leaderboard_rows: pd.DataFrame, *, scenarios: Sequence[str] | 
     the values span from below 1 to hundreds; one panel per scenario, the methods in the same
     order in every panel: the leaderboard's ranking, best on top. With 3 seeds or more a dotted
     line marks where an independently retrained model lies on average
-    (``verdict.retrained_avg_abs_z``: 1.10 with 5 seeds).
+    (``verdict.retrained_avg_abs_z``: 1.10 with 5 seeds). A bench of one seed has no spread
+    (every ``z_gap`` is NaN): the bars then show the average gap in points, which ranks such a
+    leaderboard, and the axis and title say so.
 
     ``leaderboard_rows``: ``leaderboard.csv`` (columns scenario, method, seed, z_gap, avg_gap
     and the flags of ``compare.FLAGS``). A bar is hatched when a run of that method in that
@@ -66,9 +68,8 @@ def plot_gap_bars(leaderboard_rows: pd.DataFrame, *, scenarios: Sequence[str] | 
     missing = {"scenario", "method", "z_gap", "avg_gap"} - set(rows)
     if missing:
         raise ValueError(f"the leaderboard rows lack the columns {sorted(missing)}")
-    if not rows["z_gap"].notna().any():
-        raise ValueError("no run has an avg |z| (a bench of one seed has no retrained spread): "
-                         "draw a bench of two seeds or more")
+    in_sigma = bool(rows["z_gap"].notna().any())
+    column, scale = ("z_gap", 1.0) if in_sigma else ("avg_gap", 100.0)
     scenarios = list(scenarios or dict.fromkeys(rows["scenario"]))
     order = method_order(rows)
     if methods is not None:
@@ -80,12 +81,12 @@ def plot_gap_bars(leaderboard_rows: pd.DataFrame, *, scenarios: Sequence[str] | 
     fig, axes = axes_row(axes, len(scenarios), (3.6, height), sharey=True)
     palette = ensemble_palette(order)
     positions = np.arange(len(order))
-    values = rows["z_gap"].astype(float).dropna()
+    values = scale * rows[column].astype(float).dropna()
     seeds = rows["seed"].nunique() if "seed" in rows else 0
-    reference = retrained_avg_abs_z(seeds) if seeds > 2 else None
+    reference = retrained_avg_abs_z(seeds) if in_sigma and seeds > 2 else None
     # A log axis needs a positive left edge: below the smallest value and the reference.
     low = min(0.1, 0.5 * float(values[values > 0].min())) if (values > 0).any() else 0.1
-    high = max(10 * low, float(values.max()))
+    high = max([10 * low, *values])
     for ax, scenario in zip(axes, scenarios, strict=True):
         here = rows[rows["scenario"] == scenario]
         for y, method in zip(positions, order, strict=True):
@@ -94,7 +95,7 @@ def plot_gap_bars(leaderboard_rows: pd.DataFrame, *, scenarios: Sequence[str] | 
                 ax.annotate("n/a", (low, y), xytext=(3, 0), textcoords="offset points",
                             va="center", fontsize=7, color="0.5")
                 continue
-            zs = runs["z_gap"].astype(float).dropna().to_numpy()
+            zs = scale * runs[column].astype(float).dropna().to_numpy()
             counts = {f: int(runs[f].astype(bool).sum()) for f in FLAGS if f in runs}
             marks = " ".join(f"{FLAG_MARKS[f]}×{n}" for f, n in counts.items() if n)
             if zs.size:
@@ -116,7 +117,8 @@ def plot_gap_bars(leaderboard_rows: pd.DataFrame, *, scenarios: Sequence[str] | 
         ax.set_xlim(low, 4 * high)  # room for the flag marks
         if reference is not None:
             ax.axvline(reference, color="0.4", linestyle=":", linewidth=0.9)
-        ax.set_xlabel("avg |z| to retrain (σ, log scale)")
+        ax.set_xlabel("avg |z| to retrain (σ, log scale)" if in_sigma else
+                      "avg gap to retrain (pts, log scale)")
         ax.grid(axis="x", alpha=0.3)
         ax.set_yticks(positions, order)  # shown on the first panel of a shared row
         ax.set_ylim(len(order) - 0.5, -0.5)  # the best method on top
@@ -124,8 +126,11 @@ def plot_gap_bars(leaderboard_rows: pd.DataFrame, *, scenarios: Sequence[str] | 
     fig.legend(handles=handles, loc="outside lower center", fontsize="small", frameon=False)
     dotted = "" if reference is None else \
         f"; dotted: a retrained model's, {reference:.2f} at {seeds} seeds"
-    fig.suptitle(title or "Avg |z| to the retrained ensemble (σ; mean ± std over seeds, dots: "
-                          f"seeds{dotted}; lower is better)")
+    default = (f"Avg |z| to the retrained ensemble (σ; mean ± std over seeds, dots: seeds"
+               f"{dotted}; lower is better)" if in_sigma else
+               "Average gap to the retrained model in points (one seed: no spread to measure "
+               "σ by; lower is better)")
+    fig.suptitle(title or default)
     return finish(fig, path)
 
 
