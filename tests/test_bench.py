@@ -1,12 +1,13 @@
 """``unlearnlab bench --quick`` end to end (integration): every registered method on the
-standard scenarios, the leaderboard it writes, and its ranking rules on a constructed table."""
+standard scenarios, the leaderboard it writes, and its ranking rules on constructed tables."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from unlearnlab.bench import STANDARD_SCENARIOS, leaderboard, scenario_name
+from unlearnlab.bench import STANDARD_SCENARIOS, leaderboard, leaderboard_markdown, scenario_name
+from unlearnlab.errors import ConfigError
 from unlearnlab.forget import parse_forget
 from unlearnlab.methods import get_method, list_methods
 
@@ -23,22 +24,69 @@ def test_quick_bench_runs_every_method_where_it_applies(quick_bench):
         assert (out / name / "summary.md").is_file()
     finished = rows[~rows["diverged"]]
     assert finished["avg_gap"].between(0, 1).all()
+    assert rows["z_gap"].isna().all()  # one seed: one retrained model, no spread
     assert (finished["speedup"] > 0).all()
     board = (out / "leaderboard.md").read_text()
     assert board == proc.stdout.split("wrote ")[0].rstrip("\n") + "\n"
     assert all(f"| {m} |" in board for m in list_methods())
 
 
-def test_leaderboard_ranks_by_gap_and_puts_diverged_methods_last():
+FLAG_COLUMNS = dict.fromkeys(("collapse", "retain_damage", "over_forgetting",
+                              "under_forgetting"), False)
+
+
+def test_leaderboard_ranks_by_avg_abs_z_and_puts_diverged_methods_last():
+    # "near" lies closer in points but far outside the retrained spread; "inside" the other way.
     rows = pd.DataFrame([
-        {"scenario": "a", "method": "good", "seed": 0, "avg_gap": 0.01, "speedup": 5.0},
-        {"scenario": "b", "method": "good", "seed": 0, "avg_gap": 0.03, "speedup": 7.0},
-        {"scenario": "a", "method": "bad", "seed": 0, "avg_gap": 0.20, "speedup": 50.0},
-        {"scenario": "b", "method": "bad", "seed": 0, "avg_gap": 0.10, "speedup": 50.0},
-        {"scenario": "a", "method": "boom", "seed": 0, "avg_gap": None, "speedup": None},
-    ]).assign(collapse=False, over_forgetting=False, diverged=lambda d: d["method"] == "boom")
+        {"scenario": "a", "method": "near", "seed": 0, "z_gap": 6.0, "avg_gap": 0.002,
+         "speedup": 5.0},
+        {"scenario": "b", "method": "near", "seed": 0, "z_gap": 8.0, "avg_gap": 0.004,
+         "speedup": 7.0},
+        {"scenario": "a", "method": "inside", "seed": 0, "z_gap": 0.5, "avg_gap": 0.05,
+         "speedup": 50.0},
+        {"scenario": "a", "method": "inside", "seed": 1, "z_gap": 1.5, "avg_gap": 0.03,
+         "speedup": 50.0},
+        {"scenario": "a", "method": "boom", "seed": 0, "z_gap": None, "avg_gap": None,
+         "speedup": None},
+    ]).assign(**FLAG_COLUMNS, diverged=lambda d: d["method"] == "boom")
+    rows.loc[0, "retain_damage"] = True
     table = leaderboard(rows)
-    assert list(table.index) == ["good", "bad", "boom"]
-    assert table.loc["good", "avg_gap"] == pytest.approx(0.02)
-    assert table.loc["bad", "speedup"] == 50.0
-    assert table.loc["boom", "diverged"] == 1
+    assert list(table.index) == ["inside", "near", "boom"]
+    assert table.loc["near", "z_gap"] == pytest.approx(7.0)  # mean over scenarios
+    assert table.loc["inside", "z_gap"] == pytest.approx(1.0)  # mean over seeds
+    assert table.loc["inside", "a"] == pytest.approx(1.0) and pd.isna(table.loc["inside", "b"])
+    assert table.loc["near", "avg_gap"] == pytest.approx(0.003)
+    assert table.loc["inside", "speedup"] == 50.0
+    assert table.loc["near", "retain_damage"] == 1 and table.loc["boom", "diverged"] == 1
+    assert table.loc["boom", "z_gap"] == float("inf")
+    board = leaderboard_markdown(rows, 2, False)
+    assert board.startswith("Ranked by avg |z|")
+    assert "with 2 seeds even a retrained model has no finite expected avg |z|" in board
+    assert "| rank | method | avg \\|z\\| (σ) | a | b | avg gap (pts) | speed-up × |" in board
+    assert "| 1 | inside | 1.00 | 1.00 | n/a | 4.00 | 50.0 |  |" in board
+    assert "| 2 | near | 7.00 | 6.00 | 8.00 | 0.30 | 6.0 | retain-damage ×1 |" in board
+    assert "| 3 | boom | diverged | n/a | n/a | diverged | n/a | diverged ×1 |" in board
+
+
+def test_with_one_seed_the_point_gap_ranks_and_diverged_methods_stay_last():
+    rows = pd.DataFrame([
+        {"scenario": "a", "method": "far", "seed": 0, "z_gap": None, "avg_gap": 0.2,
+         "speedup": 5.0},
+        {"scenario": "a", "method": "boom", "seed": 0, "z_gap": None, "avg_gap": None,
+         "speedup": None},
+        {"scenario": "a", "method": "close", "seed": 0, "z_gap": None, "avg_gap": 0.01,
+         "speedup": 5.0},
+    ]).assign(**FLAG_COLUMNS, diverged=lambda d: d["method"] == "boom")
+    assert list(leaderboard(rows).index) == ["close", "far", "boom"]
+    board = leaderboard_markdown(rows, 1, True)
+    assert "no spread: avg |z| is n/a and the avg gap ranks. Quick mode." in board
+    assert "| 1 | close | n/a | n/a | 1.00 | 5.0 |  |" in board
+
+
+def test_a_leaderboard_without_the_verdict_columns_is_refused():
+    rows = pd.DataFrame([{"scenario": "a", "method": "m", "seed": 0, "avg_gap": 0.01,
+                          "speedup": 5.0, "collapse": False, "over_forgetting": False,
+                          "diverged": False}])
+    with pytest.raises(ConfigError, match=r"lack the columns \['z_gap', 'retain_damage', "
+                                          r"'under_forgetting'\]: .*run `unlearnlab bench`"):
+        leaderboard(rows)

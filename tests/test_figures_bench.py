@@ -39,7 +39,8 @@ SETS = ("forget_train", "forget_test", "member", "nonmember")
 
 
 def leaderboard_rows(methods=METHODS, scenarios=SCENARIOS, seeds=2) -> pd.DataFrame:
-    """Method i has gap (i + 1)% everywhere; method_03 collapses once on every scenario,
+    """Method i has avg |z| i + 1 + seed (and gap (i + 1 + seed) %) everywhere; method_03
+    collapses and method_04 under-forgets once on every scenario,
     method_05 diverges on seed 1 of the first scenario, method_07 skips the first scenario."""
     rows = []
     for scenario in scenarios:
@@ -49,9 +50,12 @@ def leaderboard_rows(methods=METHODS, scenarios=SCENARIOS, seeds=2) -> pd.DataFr
             for seed in range(seeds):
                 diverged = method == "method_05" and scenario == scenarios[0] and seed == 1
                 rows.append({"scenario": scenario, "method": method, "seed": seed,
+                             "z_gap": np.nan if diverged else float(i + 1 + seed),
                              "avg_gap": np.nan if diverged else (i + 1 + seed) / 100,
                              "collapse": method == "method_03" and seed == 0,
-                             "over_forgetting": False, "diverged": diverged,
+                             "retain_damage": False, "over_forgetting": False,
+                             "under_forgetting": method == "method_04" and seed == 1,
+                             "diverged": diverged,
                              "speedup": 2.0})
     return pd.DataFrame(rows)
 
@@ -100,14 +104,25 @@ def test_gap_bars_one_panel_per_scenario_one_bar_per_method():
     assert ranked_methods({"rows": rows}) == labels
 
 
-def test_gap_bars_marks_flagged_methods_and_draws_mean_in_points():
+def test_gap_bars_marks_flagged_methods_and_draws_the_mean_avg_abs_z_on_a_log_axis():
     fig = plot_gap_bars(leaderboard_rows(), scenarios=[SCENARIOS[1]])
     (ax,) = fig.axes
     hatched = [p for p in _bars(ax) if p.get_hatch()]
-    assert len(hatched) == 1  # method_03's collapse
-    assert "C×1" in [t.get_text() for t in ax.texts]
-    widths = sorted(p.get_width() for p in _bars(ax))
-    assert widths[0] == pytest.approx(1.5)  # method_00: gaps 1 and 2 points
+    assert len(hatched) == 2  # method_03's collapse, method_04's under-forgetting
+    assert {"C×1", "U×1"} <= {t.get_text() for t in ax.texts}
+    assert ax.get_xscale() == "log"
+    left, right = ax.get_xlim()
+    assert left == pytest.approx(0.1) and right > 15  # below 0.8 and past the largest, 15
+    ends = sorted(p.get_x() + p.get_width() for p in _bars(ax))
+    assert ends[0] == pytest.approx(1.5)  # method_00: avg |z| 1 and 2
+    assert ends[-1] == pytest.approx(14.5)  # method_13: 14 and 15
+    assert not [line for line in ax.lines if line.get_linestyle() == ":"]  # 2 seeds: none
+
+
+def test_gap_bars_mark_a_retrained_models_avg_abs_z_from_three_seeds():
+    (ax,) = plot_gap_bars(leaderboard_rows(seeds=3), scenarios=[SCENARIOS[1]]).axes
+    (line,) = [line for line in ax.lines if line.get_linestyle() == ":"]
+    assert line.get_xdata()[0] == pytest.approx(np.sqrt(8 / 3))  # sqrt(4/3) E|t(2)|
 
 
 def test_gap_bars_subset_of_methods():
@@ -118,9 +133,22 @@ def test_gap_bars_subset_of_methods():
 
 def test_gap_bars_empty_input_is_a_value_error():
     with pytest.raises(ValueError, match="no leaderboard rows"):
-        plot_gap_bars(pd.DataFrame(columns=["scenario", "method", "seed", "avg_gap"]))
+        plot_gap_bars(pd.DataFrame(columns=["scenario", "method", "seed", "z_gap", "avg_gap"]))
+    with pytest.raises(ValueError, match=r"lack the columns \['z_gap'\]"):
+        plot_gap_bars(leaderboard_rows().drop(columns="z_gap"))
     with pytest.raises(ValueError, match="none of the chosen methods"):
         plot_gap_bars(leaderboard_rows(), methods=["nope"])
+
+
+def test_gap_bars_of_one_seed_show_the_point_gap_and_say_so():
+    """One seed has no spread (z_gap NaN): the bars show the gap in points, which ranks."""
+    fig = plot_gap_bars(leaderboard_rows(seeds=1).assign(z_gap=np.nan), scenarios=[SCENARIOS[1]])
+    (ax,) = fig.axes
+    ends = sorted(p.get_x() + p.get_width() for p in _bars(ax))
+    assert ends[0] == pytest.approx(1.0) and ends[-1] == pytest.approx(14.0)  # points
+    assert ax.get_xlabel() == "avg gap to retrain (pts, log scale)"
+    assert "one seed: no spread" in fig._suptitle.get_text()
+    assert not [line for line in ax.lines if line.get_linestyle() == ":"]
 
 
 # --- plot_confusion_delta ---------------------------------------------------------------------
@@ -248,6 +276,10 @@ def test_load_bench_errors_name_the_problem(tmp_path, bench_dir):
         pick_run(load_bench(bench_dir), "x")
     with pytest.raises(ConfigError, match="names no bundle"):
         load_outputs(record("a", 0))
+    csv = bench_dir / "leaderboard.csv"
+    pd.read_csv(csv).drop(columns="z_gap").to_csv(csv, index=False)
+    with pytest.raises(ConfigError, match="no z_gap column: .* run `unlearnlab bench` again"):
+        load_bench(bench_dir)
 
 
 def test_command_writes_the_figures_and_prints_the_leaderboard(bench_dir, tmp_path, capsys):

@@ -17,7 +17,7 @@ from matplotlib.collections import PolyCollection  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from torch import nn  # noqa: E402
 
-from unlearnlab.compare import Comparison, flag  # noqa: E402
+from unlearnlab.compare import FLAGS, Comparison, flag  # noqa: E402
 from unlearnlab.figures import comparison, ensemble, run, style, weights  # noqa: E402
 
 SEEDS = 3
@@ -303,8 +303,7 @@ def test_a_diverged_run_is_left_out_of_every_figure():
     """``compare`` keeps a diverged run as a row without metrics, a record without an
     unlearned evaluation, NaN in its KL row and column, and no model."""
     cmp = make_comparison()
-    metrics = [c for c in cmp.rows if c not in ("model", "seed", "collapse", "over_forgetting",
-                                                 "diverged")]
+    metrics = [c for c in cmp.rows if c not in ("model", "seed", *FLAGS)]
     row = (cmp.rows["model"] == METHOD) & (cmp.rows["seed"] == 0)
     cmp.rows.loc[row, metrics] = np.nan
     cmp.rows["diverged"] = row

@@ -1,5 +1,6 @@
 """The leaderboard: every method on the standard scenarios over N seeds, each judged against
-the retrained ensemble of its scenario (``compare``), ranked by average gap to retrain."""
+the retrained ensemble of its scenario (``compare``), ranked by avg |z|: how many of that
+ensemble's standard deviations a method lies from retraining (``verdict.avg_abs_z``)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import pandas as pd
 from .compare import (
     BASELINES,
     FLAGS,
+    Z_GAP_HEADING,
     check_inputs,
     check_out_not_data,
     check_scenario,
+    retrained_reference,
     run_comparison,
 )
 from .config import RunConfig
@@ -57,7 +60,8 @@ def bench(cfg: RunConfig, methods: list[str] | None = None, seeds: int = 5,
     """Run ``compare`` for every scenario (writing each under ``out/<scenario>``) with the
     methods (registry keys or ``module:Class``) meant for its kind
     (``UnlearningMethod.scenarios``) and return one row per
-    (scenario, method, seed) with the gap to the retrained ensemble, speed-up and flags; with
+    (scenario, method, seed) with its avg |z| (``z_gap``) and z-scores against the retrained
+    ensemble, the average gap in points (``avg_gap``), speed-up and flags; with
     ``out``, also write ``leaderboard.md`` and ``leaderboard.csv``.
 
     Every scenario and its methods are checked (as in ``compare``) before the first model is
@@ -106,40 +110,72 @@ def _bench(plan: list, seeds: int, out: Path | None, quick: bool) -> pd.DataFram
     return rows
 
 
+# The columns a leaderboard is computed from (``leaderboard.csv`` of a bench run).
+LEADERBOARD_COLUMNS = ("scenario", "method", "z_gap", "avg_gap", "speedup", *FLAGS)
+
+
 def leaderboard(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per method: average gap (mean over seeds, then over scenarios) overall and per
-    scenario, median speed-up and the number of flagged runs; sorted by the overall gap.
-    A method that diverged on any run ranks last (its gap there is undefined)."""
+    """Per method: ``z_gap``, the avg |z| (mean over seeds, then over the scenarios the method
+    ran on) overall and per scenario (one column per scenario, in sigma), ``avg_gap`` (the
+    same means of the gap in points: secondary), median speed-up, the number of runs with
+    each flag and of runs. Ranked by ``z_gap``, ties by ``avg_gap``, then by speed-up (higher
+    first); a method that diverged on any run ranks last (its ``z_gap`` and ``avg_gap`` are
+    set to inf). With one seed every ``z_gap`` is NaN (no spread), so ``avg_gap`` ranks."""
+    missing = [c for c in LEADERBOARD_COLUMNS if c not in rows]
+    if missing:
+        raise ConfigError(f"the leaderboard rows lack the columns {missing}: a leaderboard.csv "
+                          "written before the verdicts in sigma; run `unlearnlab bench` again")
     methods, scenarios = rows["method"].unique(), rows["scenario"].unique()
-    gap = (rows.groupby(["method", "scenario"])["avg_gap"].mean().unstack()
-           .reindex(index=methods, columns=scenarios))
+
+    def per_scenario(column: str) -> pd.DataFrame:
+        return (rows.groupby(["method", "scenario"])[column].mean().unstack()
+                .reindex(index=methods, columns=scenarios))
+
+    z, gap = per_scenario("z_gap"), per_scenario("avg_gap")
     table = pd.DataFrame(index=methods)
+    table["z_gap"] = z.mean(axis=1)
+    for scenario in z.columns:
+        table[scenario] = z[scenario]
     table["avg_gap"] = gap.mean(axis=1)
-    for scenario in gap.columns:
-        table[scenario] = gap[scenario]
     grouped = rows.groupby("method", sort=False)
     table["speedup"] = grouped["speedup"].median()
     for flag in FLAGS:
         table[flag] = grouped[flag].sum().astype(int)
     table["runs"] = grouped.size()
-    table.loc[table["diverged"] > 0, "avg_gap"] = float("inf")
-    return table.sort_values(["avg_gap", "speedup"], ascending=[True, False])
+    diverged = table["diverged"] > 0
+    table.loc[diverged, ["z_gap", "avg_gap"]] = float("inf")
+    order = (table.assign(last=diverged)
+             .sort_values(["last", "z_gap", "avg_gap", "speedup"],
+                          ascending=[True, True, True, False]).index)
+    return table.loc[order]
 
 
 def leaderboard_markdown(rows: pd.DataFrame, seeds: int, quick: bool) -> str:
+    """The leaderboard as a markdown table under a line saying what its numbers are."""
     table = leaderboard(rows)
     scenarios = [c for c in table.columns if c in set(rows["scenario"])]
-    head = ["rank", "method", "avg gap (pts)", *scenarios, "speed-up ×", "flagged runs"]
-    mode = " · quick mode" if quick else ""
-    lines = [f"Average gap to the retrained ensemble, in accuracy/MIA points (mean over "
-             f"{seeds} seeds, then over the scenarios a method is meant for; lower is better; "
-             f"n/a: not meant for that scenario){mode}.",
+    head = ["rank", "method", Z_GAP_HEADING, *scenarios, "avg gap (pts)", "speed-up ×",
+            "flagged runs"]
+    mode = " Quick mode." if quick else ""
+    spread = ("" if seeds > 1 else " With one seed the retrained ensemble has no spread: "
+              "avg |z| is n/a and the avg gap ranks.")
+    reference = f"; {retrained_reference(seeds)}" if seeds > 1 else ""
+    lines = [f"Ranked by avg |z|: how many standard deviations of the retrained ensemble a "
+             f"method lies from retraining, averaged over the forget and retain accuracies "
+             f"(train and test splits) and MIA efficacy (mean over {seeds} seeds, then over "
+             f"the scenarios a method is meant for; lower is better{reference}). Scenario "
+             f"columns: avg |z| there; avg gap: the same distance in accuracy/MIA points "
+             f"(secondary); n/a: not meant for that scenario; flags: docs/leaderboard.md."
+             f"{spread}{mode}",
              "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for rank, (method, row) in enumerate(table.iterrows(), 1):
         flags = ", ".join(f"{f.replace('_', '-')} ×{int(row[f])}" for f in FLAGS if row[f])
-        cells = [str(rank), method,
-                 "diverged" if row["avg_gap"] == float("inf") else f"{100 * row['avg_gap']:.2f}",
-                 *("n/a" if pd.isna(row[s]) else f"{100 * row[s]:.2f}" for s in scenarios),
+        cells = [str(rank), method, _value(row["z_gap"]), *(_value(row[s]) for s in scenarios),
+                 _value(100 * row["avg_gap"]),
                  "n/a" if pd.isna(row["speedup"]) else f"{row['speedup']:.1f}", flags]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _value(value: float) -> str:
+    return "diverged" if value == float("inf") else "n/a" if pd.isna(value) else f"{value:.2f}"

@@ -1,6 +1,8 @@
 """Ensemble comparison (the thesis's netcomp notebooks): for each of N seeds, the untrained,
 original and retrained baselines and every method applied to that seed's trained model, with
-mean ± std tables against the retrained ensemble and the KL matrix on the forget set."""
+mean ± std tables against the retrained ensemble and the KL matrix on the forget set. Each
+method is judged by its place in the retrained ensemble's spread (``verdict.avg_abs_z`` and
+``verdict.ensemble_flags``); the gap in points is kept as a secondary column."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from .experiment import check_data_root, check_method, check_task, prepare, run_
 from .metrics import kl_matrix
 from .outputs import atomic_path, output_folder, write_json
 from .scenario import Scenario, build_scenario
-from .verdict import GAP_KEYS, avg_gap, guard_flags, z_score
+from .verdict import GAP_KEYS, avg_abs_z, avg_gap, ensemble_flags, retrained_avg_abs_z, z_score
 
 # The baselines of every seed, named as in the run record.
 BASELINES = ("untrained", "original", "retrained")
@@ -32,7 +34,8 @@ THESIS_SCENARIOS = {"mnist": "rest:mnist_sevens_with_crossbar",
                     "fashion_mnist": "subset:fashion_mnist_heeled_sandals"}
 EXTRA_SCENARIOS = {"cmnist": "color:red:7"}
 # Columns of the summary table (test split; the train split is in the CSV): the evaluation's
-# accuracies and loss, the metrics that declare a summary label, and the average gap.
+# accuracies and loss, the metrics that declare a summary label, and the average gap in points
+# (secondary: the verdict is ``z_gap`` and the z-scores of ``GAP_KEYS``, shown first).
 ACCURACY_COLUMNS = {"test_acc": "all", "retain_test_acc": "retain", "forget_test_acc": "forget",
                     "class_rest_test_acc": "rest of class",
                     "other_classes_test_acc": "other classes",
@@ -43,7 +46,14 @@ def summary_columns() -> dict[str, str]:
     """{column: heading} of the summary table, in order."""
     return {**ACCURACY_COLUMNS,
             **{m.columns[0]: m.label for m in metrics.METRICS.values() if m.label},
-            "avg_gap": "avg gap"}
+            "avg_gap": "avg gap (pts)"}
+
+
+def z_headings() -> dict[str, str]:
+    """{``z_<key>``: heading} of the z-scores the verdict averages (``GAP_KEYS``), in order."""
+    names = {**ACCURACY_COLUMNS, "retain_train_acc": "retain (train)",
+             **{m.columns[0]: m.label for m in metrics.METRICS.values() if m.label}}
+    return {f"z_{k}": f"z {names[k]}" for k in GAP_KEYS}
 
 
 @dataclass
@@ -184,37 +194,49 @@ def _full_kl(kl: tuple[list[str], np.ndarray], names: list[str]) -> tuple[list[s
     return names, full
 
 
-FLAGS = ("collapse", "over_forgetting", "diverged")
+# The flags of a method run: ``verdict.ensemble_flags`` in its order, then a diverged loss.
+FLAGS = ("collapse", "retain_damage", "over_forgetting", "under_forgetting", "diverged")
+
+
+def ensemble_reference(rows: pd.DataFrame, keys) -> tuple[dict, dict]:
+    """The retrained ensemble's mean and std (ddof 1; NaN with one retrained model: no
+    spread) of each of ``keys`` present in ``rows``."""
+    retrained = rows[rows["model"] == "retrained"]
+    keys = [k for k in keys if k in rows]
+    return ({k: _num(retrained[k].mean()) for k in keys},
+            {k: _num(retrained[k].std(ddof=1)) for k in keys})
 
 
 def flag(rows: pd.DataFrame) -> pd.DataFrame:
-    """Flag each method run against the retrained ensemble's means (``guard_flags``):
-    collapse and over-forgetting; diverged runs are flagged where they happened."""
-    retrained = rows[rows["model"] == "retrained"]
-    reference = {c: retrained[c].mean() for c in ("retain_test_acc", "forget_test_acc")}
+    """Flag each method run against the retrained ensemble (``verdict.ensemble_flags``):
+    collapse, retain damage, over- and under-forgetting; diverged runs are flagged where they
+    happened. Baseline rows are never flagged."""
+    mean, std = ensemble_reference(rows, GAP_KEYS)
     rows = rows.copy()
     if "diverged" not in rows:
         rows["diverged"] = False
     rows["diverged"] = rows["diverged"].fillna(False).astype(bool)
-    flags = [[] if model in BASELINES or diverged else guard_flags(row, reference)
+    flags = [[] if model in BASELINES or diverged else ensemble_flags(_present(row), mean, std)
              for model, diverged, row in zip(rows["model"], rows["diverged"],
                                              rows.to_dict("records"), strict=True)]
-    rows["collapse"] = ["collapse" in f for f in flags]
-    rows["over_forgetting"] = ["over_forgetting" in f for f in flags]
+    for name in FLAGS[:-1]:
+        rows[name] = [name in f for f in flags]
     return rows
 
 
 def against_ensemble(rows: pd.DataFrame) -> pd.DataFrame:
-    """Judge every method row against the retrained *ensemble*: ``avg_gap`` to the ensemble's
-    means (replacing the per-seed gap of the records) and ``z_<key>`` = (value - retrained
-    mean) / retrained std (ddof 1) for ``z_keys()``. Baseline rows get NaN."""
+    """Judge every method row against the retrained *ensemble*: ``z_gap`` = the mean |z| over
+    ``GAP_KEYS`` (``verdict.avg_abs_z``, the primary verdict), ``avg_gap`` to the ensemble's
+    means in points (secondary; replacing the per-seed gap of the records) and ``z_<key>`` =
+    (value - retrained mean) / max(retrained std (ddof 1), ``verdict.Z_FLOOR``) for
+    ``z_keys()``. Baseline rows get NaN; with one retrained model (no spread) every z is NaN."""
     rows = rows.copy()
-    retrained = rows[rows["model"] == "retrained"]
     keys = [k for k in z_keys() if k in rows]
-    mean = {k: retrained[k].mean() for k in keys}
-    std = {k: retrained[k].std(ddof=1) if len(retrained) > 1 else 0.0 for k in keys}
+    mean, std = ensemble_reference(rows, keys)
     is_method = ~rows["model"].isin(BASELINES) & ~rows["diverged"]
     records = rows.to_dict("records")
+    rows["z_gap"] = [_nan(avg_abs_z(_present(r), mean, std)) if m else np.nan
+                     for r, m in zip(records, is_method, strict=True)]
     rows["avg_gap"] = [avg_gap(_present(r), mean) if m else np.nan
                        for r, m in zip(records, is_method, strict=True)]
     for k in keys:
@@ -233,25 +255,34 @@ def _num(value):
     return None if value is None or pd.isna(value) else float(value)
 
 
+def _nan(value):
+    return np.nan if value is None else value
+
+
 def _present(row: dict) -> dict:
     return {k: _num(row.get(k)) for k in GAP_KEYS}
 
 
 def summarize(rows: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds per model, for the summary columns present, plus the gap of
-    each mean to the retrained mean (in accuracy points) and the count of each flag."""
+    """Per model: ``z_gap`` (the verdict: mean |z| per seed) as mean and std over seeds, the
+    mean over seeds of each z-score the verdict averages (``z_headings``), mean and std over
+    seeds of the summary columns present with the gap of each mean to the retrained mean
+    (accuracy fractions; secondary), and the count of each flag."""
     columns = [c for c in summary_columns() if c in rows and rows[c].notna().any()]
     order = [m for m in (*BASELINES, *rows["model"].unique()) if m in set(rows["model"])]
     order = list(dict.fromkeys(order))
     grouped = rows.groupby("model", sort=False)
-    mean, std = grouped[columns].mean().loc[order], grouped[columns].std(ddof=0).loc[order]
     table = pd.DataFrame(index=order)
+    if "z_gap" in rows:
+        table["z_gap_mean"] = grouped["z_gap"].mean().loc[order]
+        table["z_gap_std"] = grouped["z_gap"].std(ddof=0).loc[order]
+    for c in z_headings():
+        if c in rows and rows[c].notna().any():
+            table[c] = grouped[c].mean().loc[order]
+    mean, std = grouped[columns].mean().loc[order], grouped[columns].std(ddof=0).loc[order]
     for c in columns:
         table[f"{c}_mean"], table[f"{c}_std"] = mean[c], std[c]
         table[f"{c}_gap"] = mean[c] - mean.loc["retrained", c]
-    for c in (f"z_{k}" for k in ("forget_test_acc", "retain_test_acc", "mia_efficacy")):
-        if c in rows:
-            table[c] = grouped[c].mean().loc[order]
     table["seeds"] = grouped.size().loc[order]
     for name in FLAGS:
         table[name] = grouped[name].sum().loc[order].astype(int)
@@ -261,20 +292,52 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+# The heading of the verdict column; '|' is escaped, as a markdown table splits cells on it.
+Z_GAP_HEADING = "avg \\|z\\| (σ)"
+
+
+def retrained_reference(seeds: int) -> str:
+    """What an independently retrained model's avg |z| would be with ``seeds`` seeds
+    (``verdict.retrained_avg_abs_z``), as a phrase for the legends of the tables."""
+    if seeds < 2:
+        return "n/a with one seed: one retrained model has no spread"
+    if seeds == 2:
+        return ("with 2 seeds even a retrained model has no finite expected avg |z|: the spread "
+                "of two models is too poorly known, use 3 seeds or more")
+    return (f"an independently retrained model scores about {retrained_avg_abs_z(seeds):.2f} "
+            f"with {seeds} seeds")
+
+
+def summary_legend(seeds: int) -> str:
+    """The line under ``markdown``'s table: what avg |z| is and how to read it."""
+    return ("avg |z|: mean |z| over the z columns, z = (value − retrained mean) / retrained "
+            "std, so a method lies on average that many σ from retraining (lower is better; "
+            f"{retrained_reference(seeds)}). Accuracies in % (mean ± std over seeds); avg gap "
+            "and Δ: the same distance in points (secondary). Flags: docs/leaderboard.md.")
+
+
 def markdown(table: pd.DataFrame, title: str = "") -> str:
-    """The summary as a markdown table: accuracies, MIA scores and the average gap in % as
-    mean ± std, the loss as mean ± std, the gap of the means to the retrained mean in points,
-    and the mean z-scores within the retrained ensemble's spread."""
+    """The summary as a markdown table: first the verdict, avg |z| (mean ± std over seeds),
+    and the mean z-score of each metric it averages; then accuracies, MIA scores and the
+    average gap in % as mean ± std, the loss as mean ± std and the gap of the means to the
+    retrained mean in points (secondary); the median seconds and the flags. A legend line
+    follows the table."""
     headings = summary_columns()
     columns = [c for c in headings if f"{c}_mean" in table]
-    zs = [c for c in ("z_retain_test_acc", "z_forget_test_acc", "z_mia_efficacy") if c in table]
-    head = ["model", *(headings[c] for c in columns), "Δ retain", "Δ forget",
-            *(f"z {headings.get(c[2:], c[2:])}" for c in zs), "seconds",
-            "flags"]
+    zs = {c: h for c, h in z_headings().items() if c in table}
+    verdict = ["z_gap"] if "z_gap_mean" in table else []
+    head = ["model", *([Z_GAP_HEADING] if verdict else []), *zs.values(),
+            *(headings[c] for c in columns), "Δ retain", "Δ forget", "seconds", "flags"]
     lines = [f"**{title}**", ""] if title else []
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for model, row in table.iterrows():
         cells = [model]
+        for c in verdict:
+            mean, std = row[f"{c}_mean"], row[f"{c}_std"]
+            cells.append("" if model in BASELINES else "n/a" if pd.isna(mean) else
+                         f"{mean:.1f} ± {std:.1f}")
+        for c in zs:
+            cells.append("" if pd.isna(row[c]) else f"{row[c]:+.1f}")
         for c in columns:
             scale, digits = (1, 3) if c.endswith("_test_loss") else (100, 1)
             mean, std = row[f"{c}_mean"], row[f"{c}_std"]
@@ -284,14 +347,14 @@ def markdown(table: pd.DataFrame, title: str = "") -> str:
             gap = row.get(f"{c}_gap")
             cells.append("" if model in BASELINES or gap is None or pd.isna(gap)
                          else f"{100 * gap:+.1f}")
-        for c in zs:
-            cells.append("" if pd.isna(row[c]) else f"{row[c]:+.1f}")
         seconds = row.get("seconds")
         cells.append("" if seconds is None or pd.isna(seconds) else f"{seconds:.2f}")
-        cells.append(", ".join(f"{name.replace('_', '-')} ×{row[name]}" for name in FLAGS
+        # int(): a row of the table is a float Series, its counts would print as 2.0
+        cells.append(", ".join(f"{name.replace('_', '-')} ×{int(row[name])}" for name in FLAGS
                                if row[name]))
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    seeds = int(table.loc["retrained", "seeds"]) if "retrained" in table.index else 1
+    return "\n".join([*lines, "", summary_legend(seeds)]) + "\n"
 
 
 def write_outputs(comparison: Comparison, out: Path, cfg: RunConfig) -> None:

@@ -1,10 +1,10 @@
-"""Figures of a saved benchmark: the leaderboard's gaps to retrain, the confusion matrices of
+"""Figures of a saved benchmark: the leaderboard's avg |z| to retrain, the confusion matrices of
 every method against retraining, and the per-sample losses behind the loss MIA.
 
 The plot functions take values that were already computed (``bench_records.load_bench`` reads
 them), draw on the given ``ax``/``axes`` or a new figure, return the Figure and write a file
 only when ``path`` is given (``base.finish``). The arithmetic they do is the one the figure
-shows: the mean ± std over seeds of a gap, the difference of two mean confusion matrices and,
+shows: the mean ± std over seeds of avg |z|, the difference of two mean confusion matrices and,
 in ``plot_mia_distributions``, the per-sample losses that the loss attack itself reads
 (``mia.loss``). Each raises ``ValueError`` when it has nothing to draw.
 """
@@ -23,12 +23,16 @@ from matplotlib.patches import Patch
 from .. import mia
 from ..compare import FLAGS
 from ..metrics import Outputs
+from ..verdict import retrained_avg_abs_z
 from .base import axes_grid, axes_row, finish
 from .bench_records import method_order
 from .style import MIA_SETS, ORIGINAL, RETRAINED, ROLE_COLORS, UNLEARNED, ensemble_palette
 
-# Short marks of the run flags next to a bar: C collapse, O over-forgetting, D diverged.
-FLAG_MARKS = {"collapse": "C", "over_forgetting": "O", "diverged": "D"}
+# Short marks of the run flags next to a bar (one per ``compare.FLAGS``).
+FLAG_MARKS = {"collapse": "C", "retain_damage": "R", "over_forgetting": "O",
+              "under_forgetting": "U", "diverged": "D"}
+FLAG_LEGEND = ("flagged run (C collapse, R retain damage, O over-forgetting, U under-forgetting, "
+               "D diverged)")
 FLAG_HATCH = "///"
 
 
@@ -44,21 +48,28 @@ def _seed_count(rows: pd.DataFrame) -> str:
 def plot_gap_bars(leaderboard_rows: pd.DataFrame, *, scenarios: Sequence[str] | None = None,
                   methods: Sequence[str] | None = None, title: str | None = None, axes=None,
                   path=None) -> Figure:
-    """Horizontal bars of each method's average gap to the retrained ensemble (in points:
-    mean ± std over seeds, each seed a dot), one panel per scenario, the methods in the same
-    order in every panel: best overall gap on top (the leaderboard's ranking).
+    """Horizontal bars of each method's avg |z| to the retrained ensemble (``z_gap``: in
+    retrained standard deviations, mean ± std over seeds, each seed a dot) on a log axis, as
+    the values span from below 1 to hundreds; one panel per scenario, the methods in the same
+    order in every panel: the leaderboard's ranking, best on top. With 3 seeds or more a dotted
+    line marks where an independently retrained model lies on average
+    (``verdict.retrained_avg_abs_z``: 1.10 with 5 seeds). A bench of one seed has no spread
+    (every ``z_gap`` is NaN): the bars then show the average gap in points, which ranks such a
+    leaderboard, and the axis and title say so.
 
-    ``leaderboard_rows``: ``leaderboard.csv`` (columns scenario, method, seed, avg_gap and the
-    flags collapse, over_forgetting, diverged). A bar is hatched when a run of that method in
-    that scenario was flagged, and the flags are counted beside it (C collapse,
-    O over-forgetting, D diverged); "n/a" marks a method that was not run on a scenario.
+    ``leaderboard_rows``: ``leaderboard.csv`` (columns scenario, method, seed, z_gap, avg_gap
+    and the flags of ``compare.FLAGS``). A bar is hatched when a run of that method in that
+    scenario was flagged, and the flags are counted beside it (``FLAG_MARKS``); "n/a" marks a
+    method that was not run on a scenario.
     """
     rows = pd.DataFrame(leaderboard_rows)
     if rows.empty:
         raise ValueError("no leaderboard rows to draw: pass leaderboard.csv of a bench run")
-    missing = {"scenario", "method", "avg_gap"} - set(rows)
+    missing = {"scenario", "method", "z_gap", "avg_gap"} - set(rows)
     if missing:
         raise ValueError(f"the leaderboard rows lack the columns {sorted(missing)}")
+    in_sigma = bool(rows["z_gap"].notna().any())
+    column, scale = ("z_gap", 1.0) if in_sigma else ("avg_gap", 100.0)
     scenarios = list(scenarios or dict.fromkeys(rows["scenario"]))
     order = method_order(rows)
     if methods is not None:
@@ -70,44 +81,56 @@ def plot_gap_bars(leaderboard_rows: pd.DataFrame, *, scenarios: Sequence[str] | 
     fig, axes = axes_row(axes, len(scenarios), (3.6, height), sharey=True)
     palette = ensemble_palette(order)
     positions = np.arange(len(order))
-    limit = np.nanmax([1.0, 100 * float(rows["avg_gap"].max(skipna=True))])
+    values = scale * rows[column].astype(float).dropna()
+    seeds = rows["seed"].nunique() if "seed" in rows else 0
+    reference = retrained_avg_abs_z(seeds) if in_sigma and seeds > 2 else None
+    # A log axis needs a positive left edge: below the smallest value and the reference.
+    low = min(0.1, 0.5 * float(values[values > 0].min())) if (values > 0).any() else 0.1
+    high = max([10 * low, *values])
     for ax, scenario in zip(axes, scenarios, strict=True):
         here = rows[rows["scenario"] == scenario]
         for y, method in zip(positions, order, strict=True):
             runs = here[here["method"] == method]
             if runs.empty:
-                ax.annotate("n/a", (0, y), xytext=(3, 0), textcoords="offset points",
+                ax.annotate("n/a", (low, y), xytext=(3, 0), textcoords="offset points",
                             va="center", fontsize=7, color="0.5")
                 continue
-            gaps = 100 * runs["avg_gap"].astype(float).dropna().to_numpy()
+            zs = scale * runs[column].astype(float).dropna().to_numpy()
             counts = {f: int(runs[f].astype(bool).sum()) for f in FLAGS if f in runs}
             marks = " ".join(f"{FLAG_MARKS[f]}×{n}" for f, n in counts.items() if n)
-            if gaps.size:
-                mean, std = gaps.mean(), gaps.std()  # population std, as the tables
-                ax.barh(y, mean, 0.7, color=palette[method], edgecolor="0.25", linewidth=0.5,
-                        hatch=FLAG_HATCH if marks else None)
-                ax.errorbar(mean, y, xerr=std if gaps.size > 1 else None, color="0.1",
+            if zs.size:
+                mean, std = zs.mean(), zs.std()  # population std, as the tables
+                ax.barh(y, mean - low, 0.7, left=low, color=palette[method], edgecolor="0.25",
+                        linewidth=0.5, hatch=FLAG_HATCH if marks else None)
+                ax.errorbar(mean, y, xerr=std if zs.size > 1 else None, color="0.1",
                             capsize=2.5, fmt="none", linewidth=0.9)
-                ax.plot(gaps, np.full(gaps.size, y), "o", color="0.1", markersize=2.2,
-                        zorder=3)
-                end = max(mean + std, gaps.max())
+                ax.plot(zs, np.full(zs.size, y), "o", color="0.1", markersize=2.2, zorder=3)
+                end = max(mean + std, zs.max())
             else:
-                end = 0.0
+                end = low
                 marks = marks or "diverged"
             if marks:
                 ax.annotate(marks, (end, y), xytext=(3, 0), textcoords="offset points",
                             va="center", fontsize=6.5, color="tab:red")
         ax.set_title(f"{scenario}{_seed_count(here)}", fontsize="medium")
-        ax.set_xlim(0, 1.28 * limit)
-        ax.set_xlabel("avg gap to retrain (pts)")
+        ax.set_xscale("log")
+        ax.set_xlim(low, 4 * high)  # room for the flag marks
+        if reference is not None:
+            ax.axvline(reference, color="0.4", linestyle=":", linewidth=0.9)
+        ax.set_xlabel("avg |z| to retrain (σ, log scale)" if in_sigma else
+                      "avg gap to retrain (pts, log scale)")
         ax.grid(axis="x", alpha=0.3)
         ax.set_yticks(positions, order)  # shown on the first panel of a shared row
         ax.set_ylim(len(order) - 0.5, -0.5)  # the best method on top
-    handles = [Patch(facecolor="white", edgecolor="0.25", hatch=FLAG_HATCH,
-                     label="flagged run (C collapse, O over-forgetting, D diverged)")]
+    handles = [Patch(facecolor="white", edgecolor="0.25", hatch=FLAG_HATCH, label=FLAG_LEGEND)]
     fig.legend(handles=handles, loc="outside lower center", fontsize="small", frameon=False)
-    fig.suptitle(title or "Average gap to the retrained ensemble (mean ± std over seeds, "
-                          "dots: seeds; lower is better)")
+    dotted = "" if reference is None else \
+        f"; dotted: a retrained model's, {reference:.2f} at {seeds} seeds"
+    default = (f"Avg |z| to the retrained ensemble (σ; mean ± std over seeds, dots: seeds"
+               f"{dotted}; lower is better)" if in_sigma else
+               "Average gap to the retrained model in points (one seed: no spread to measure "
+               "σ by; lower is better)")
+    fig.suptitle(title or default)
     return finish(fig, path)
 
 

@@ -45,6 +45,9 @@ def load_bench(folder: str | Path, *, outputs: bool = False) -> dict:
         raise ConfigError(f"'{folder}' holds no {LEADERBOARD_CSV}: pass the --out folder of a "
                           "finished `unlearnlab bench` run")
     rows = pd.read_csv(csv)
+    if "z_gap" not in rows:
+        raise ConfigError(f"'{csv}' has no z_gap column: it was written before the verdicts in "
+                          "sigma; run `unlearnlab bench` again")
     markdown = folder / LEADERBOARD_MD
     bench = {"dir": folder, "rows": rows,
              "markdown": markdown.read_text() if markdown.is_file() else None, "scenarios": {}}
@@ -89,8 +92,8 @@ def load_outputs(record: Mapping) -> Outputs:
 
 
 def ranked_methods(bench: Mapping, scenario: str | None = None) -> list[str]:
-    """Method names by their mean gap to retrain (best first), over every scenario or in one;
-    methods whose gap is undefined on some run (diverged) come last."""
+    """Method names by their avg |z| to the retrained ensemble (best first; ``method_order``),
+    over every scenario or in one; methods with a diverged run come last."""
     rows = bench["rows"]
     if scenario is not None:
         rows = rows[rows["scenario"] == scenario]
@@ -130,8 +133,10 @@ def feature_scenarios(bench: Mapping) -> list[str]:
 
 
 def method_order(rows: pd.DataFrame) -> list[str]:
-    """The leaderboard's ranking (``bench.leaderboard``): mean gap over seeds per scenario,
-    then over scenarios; a method with a diverged run ranks last."""
+    """The leaderboard's ranking (``bench.leaderboard``): avg |z| (mean over seeds per
+    scenario, then over scenarios), ties by the gap in points; a method with a diverged run
+    ranks last. ``rows`` without a speed-up or a flag column count as unknown speed-up and
+    never flagged."""
     defaults = {"speedup": np.nan, **dict.fromkeys(FLAGS, False)}
     rows = rows.assign(**{c: v for c, v in defaults.items() if c not in rows})
     return list(leaderboard(rows).index)
