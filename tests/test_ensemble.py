@@ -55,6 +55,11 @@ def test_references_bracket_a_method_and_every_model_is_cached(digits_root):
         assert 0 <= record["forget_quality"] <= 1 and record["models"] == N
         assert record["arrays"]["epsilons"].shape == (record["forget_samples"],)
         assert record["arrays"]["unlearned_confidence"].shape == (N, record["forget_samples"])
+    # Judged in the retrained side's spread too: the original keeps the class retraining
+    # forgets, many sigma away; a second retrained set lies where retraining does.
+    assert scores["original"]["z"]["forget_acc"] > 10
+    assert scores["retrain"]["z_gap"] < scores["original"]["z_gap"]
+    assert scores["retrain"]["z_gap_retrained"] == pytest.approx(1.23, abs=0.01)
     models = sorted(p.name for p in (digits_root / "models").rglob("*.pt"))
     again = ensemble.study(cfg, "finetune", N)  # everything from the cache
     assert sorted(p.name for p in (digits_root / "models").rglob("*.pt")) == models

@@ -34,6 +34,7 @@ from .methods import create
 from .record import versions
 from .scenario import Scenario, build_scenario
 from .training import predict
+from .verdict import retrained_avg_abs_z, z_score
 
 log = logging.getLogger("unlearnlab")
 
@@ -120,16 +121,20 @@ def study(cfg: RunConfig, method, n_models: int, together: bool = False) -> dict
     conf_r = _confidences(retrained, x_f, y_f, sc.device)
     epsilons = forget_quality.example_epsilons(conf_u, conf_r)
     quality = forget_quality.forget_quality(epsilons, n)
-    sides = {}
+    sides, accuracies = {}, {}
     for label, models, seconds in (("unlearned", side, seconds_u),
                                    ("retrained", retrained, seconds_r)):
         acc = {"retain": _accuracy(models, sc.train.x[retain], sc.train.y[retain], sc.device),
                "test": _accuracy(models, sc.test.x, sc.test.y, sc.device),
                "forget": _accuracy(models, x_f, y_f, sc.device)}
+        accuracies[label] = acc
         sides[label] = {**{f"{k}_acc_mean": float(v.mean()) for k, v in acc.items()},
                         **{f"{k}_acc_std": float(v.std(ddof=1)) for k, v in acc.items()},
                         "seconds": seconds}
     u, r = sides["unlearned"], sides["retrained"]
+    # Each unlearned model placed in the retrained side's spread, as compare places each run.
+    z = {k: np.array([z_score(float(a), r[f"{k}_acc_mean"], r[f"{k}_acc_std"]) for a in v])
+         for k, v in accuracies["unlearned"].items()}
     final = forget_quality.final_score(quality, u["retain_acc_mean"], r["retain_acc_mean"],
                                        u["test_acc_mean"], r["test_acc_mean"])
     log.info("forget quality of %s with %d models per side: F %.4f, final %.4f", name, n,
@@ -139,6 +144,9 @@ def study(cfg: RunConfig, method, n_models: int, together: bool = False) -> dict
             "preset": None if unlearner is None else unlearner.preset,
             "seed": cfg.seed, "quick": cfg.quick, "models": n, "together": together,
             "forget_quality": quality, "final_score": final,
+            "z": {f"{k}_acc": float(v.mean()) for k, v in z.items()},
+            "z_gap": float(np.mean([np.abs(v).mean() for v in z.values()])),
+            "z_gap_retrained": retrained_avg_abs_z(n),
             "forget_samples": int(forget.sum()), "sides": sides,
             "epsilon_median": float(np.median(epsilons)),
             "seconds_total": time.perf_counter() - start,
@@ -215,6 +223,10 @@ def summary(record: dict) -> str:
              f"models per side{' / quick' if record['quick'] else ''}",
              f"forget quality F {record['forget_quality']:.4f}, final score "
              f"{record['final_score']:.4f} (median eps {record['epsilon_median']:.2f})",
+             *([f"avg |z| {record['z_gap']:.2f} (a retrained model: "
+                f"{record['z_gap_retrained']:.2f}); z of retain {record['z']['retain_acc']:+.2f}"
+                f", test {record['z']['test_acc']:+.2f}, forget {record['z']['forget_acc']:+.2f}"
+                " (in the retrained side's std)"] if "z" in record else []),
              f"{'side':<10} {'retain':>14} {'test':>14} {'forget':>14}   (accuracy %, "
              "mean ± std)"]
     for name, side in (("unlearned", u), ("retrained", r)):
