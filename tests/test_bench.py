@@ -90,3 +90,51 @@ def test_a_leaderboard_without_the_verdict_columns_is_refused():
     with pytest.raises(ConfigError, match=r"lack the columns \['z_gap', 'retain_damage', "
                                           r"'under_forgetting'\]: .*run `unlearnlab bench`"):
         leaderboard(rows)
+
+
+DIGITS_SCENARIOS = (("digits", "random:0.2", "mlp"), ("digits", "class:6", "mlp"))
+
+
+def test_bench_scores_forget_quality_on_random_forgetting(tmp_path):
+    from unlearnlab.bench import bench
+    from unlearnlab.config import RunConfig
+
+    cfg = RunConfig(quick=True, data_dir=str(tmp_path / "data"))
+    rows = bench(cfg, ["finetune", "relabel"], seeds=2, out=tmp_path / "out",
+                 scenarios=DIGITS_SCENARIOS, forget_quality_models=2)
+    quality = pd.read_csv(tmp_path / "out" / "forget_quality.csv")
+    random_name = scenario_name("digits", "random:0.2")
+    assert list(quality["method"]) == ["retrain", "original", "finetune"]
+    assert set(quality["scenario"]) == {random_name}
+    assert quality["forget_quality"].between(0, 1).all()
+    finetune = rows[(rows["method"] == "finetune") & (rows["scenario"] == random_name)]
+    assert (finetune["forget_quality"] == quality["forget_quality"].iloc[2]).all()
+    assert rows.loc[rows["scenario"] != random_name, "forget_quality"].isna().all()
+    bundles = tmp_path / "out" / random_name / "forget_quality"
+    for method in ("retrain", "original", "finetune"):
+        assert (bundles / method / "record.json").is_file()
+    board = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "| F |" in board and f"**{random_name}**" in board
+    table = leaderboard(rows)
+    assert table.loc["finetune", "forget_quality"] == pytest.approx(quality["forget_quality"][2])
+    assert pd.isna(table.loc["relabel", "forget_quality"])
+    from unlearnlab.cli import main
+
+    assert main(["figures", "bench", str(tmp_path / "out"), "--out", str(tmp_path / "fig")]) == 0
+    assert (tmp_path / "fig" / "forget_quality_digits_random-0.2_n2_epsilons.png").is_file()
+
+
+@pytest.mark.parametrize(("models", "scenarios", "message"), [
+    (1, DIGITS_SCENARIOS, "--forget-quality must be an integer from 2"),
+    (4, DIGITS_SCENARIOS[1:], "the bench has none"),
+])
+def test_forget_quality_in_the_bench_is_checked_before_any_work(tmp_path, models, scenarios,
+                                                                 message):
+    from unlearnlab.bench import bench
+    from unlearnlab.config import RunConfig
+
+    cfg = RunConfig(quick=True, data_dir=str(tmp_path / "data"))
+    with pytest.raises(ConfigError, match=message):
+        bench(cfg, ["finetune"], seeds=2, out=tmp_path / "out", scenarios=scenarios,
+              forget_quality_models=models)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "data" / "models").exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import ensemble
 from .compare import (
     BASELINES,
     FLAGS,
@@ -55,14 +56,19 @@ OUTPUT_NAMES = ("leaderboard.md", "leaderboard.csv", ".*.tmp", "mnist-*", "fashi
 
 def bench(cfg: RunConfig, methods: list[str] | None = None, seeds: int = 5,
           out: Path | None = None,
-          scenarios: tuple[tuple[str, str, str | None], ...] = STANDARD_SCENARIOS
-          ) -> pd.DataFrame:
+          scenarios: tuple[tuple[str, str, str | None], ...] = STANDARD_SCENARIOS,
+          forget_quality_models: int = 0) -> pd.DataFrame:
     """Run ``compare`` for every scenario (writing each under ``out/<scenario>``) with the
     methods (registry keys or ``module:Class``) meant for its kind
     (``UnlearningMethod.scenarios``) and return one row per
     (scenario, method, seed) with its avg |z| (``z_gap``) and z-scores against the retrained
     ensemble, the average gap in points (``avg_gap``), speed-up and flags; with
-    ``out``, also write ``leaderboard.md`` and ``leaderboard.csv``.
+    ``out``, also write ``leaderboard.md`` and ``leaderboard.csv``. With
+    ``forget_quality_models`` N > 0, every method on a random-forgetting scenario also gets its
+    NeurIPS 2023 forget quality with N models per side (``ensemble.study``, beside the
+    references ``retrain`` and ``original``): columns ``forget_quality`` and ``final_score``
+    of the rows, ``forget_quality.csv``, a table in ``leaderboard.md`` and one bundle per
+    method under ``out/<scenario>/forget_quality/``.
 
     Every scenario and its methods are checked (as in ``compare``) before the first model is
     trained, and ``out`` is written whole or not at all (``outputs.output_folder``)."""
@@ -82,14 +88,44 @@ def bench(cfg: RunConfig, methods: list[str] | None = None, seeds: int = 5,
             plan.append((scenario_name(dataset, forget), scenario, chosen))
     if not plan:
         raise ConfigError("no method is meant for any of the scenarios; add methods")
+    if forget_quality_models:
+        ensemble.check("retrain", forget_quality_models, "--forget-quality")
+        if not any(_is_random(scenario) for _, scenario, _ in plan):
+            raise ConfigError("--forget-quality scores random-forgetting scenarios and the bench "
+                              "has none; add one or leave --forget-quality out")
     if out is None:
-        return _bench(plan, seeds, None, cfg.quick)
+        return _bench(plan, seeds, None, cfg.quick, forget_quality_models)
     check_out_not_data(Path(out), cfg.data_dir, "bench")
     with output_folder(Path(out), "bench", OUTPUT_NAMES) as folder:
-        return _bench(plan, seeds, folder, cfg.quick)
+        return _bench(plan, seeds, folder, cfg.quick, forget_quality_models)
 
 
-def _bench(plan: list, seeds: int, out: Path | None, quick: bool) -> pd.DataFrame:
+def _is_random(scenario: RunConfig) -> bool:
+    return parse_forget(scenario.forget).scenario == "random"
+
+
+def forget_quality_rows(plan: list, n_models: int, out: Path | None) -> pd.DataFrame:
+    """One row per (random-forgetting scenario, method or reference): F, the final score, the
+    avg |z| of the unlearned side and the median eps, with ``n_models`` models per side; each
+    study's bundle under ``out/<scenario>/forget_quality/<method>``."""
+    rows = []
+    for name, scenario, chosen in plan:
+        if not _is_random(scenario):
+            continue
+        for method in (*ensemble.REFERENCES, *chosen):
+            record = ensemble.study(scenario, method, n_models)
+            label = str(method).replace(":", "-").replace(".", "-")
+            if out is not None:
+                record = ensemble.write_bundle(Path(out) / name / "forget_quality" / label,
+                                               record)
+            rows.append({"scenario": name, "method": record["method"], "models": n_models,
+                         **{k: record[k] for k in ("forget_quality", "final_score", "z_gap",
+                                                   "epsilon_median", "seconds_total")}})
+    return pd.DataFrame(rows)
+
+
+def _bench(plan: list, seeds: int, out: Path | None, quick: bool,
+           forget_quality_models: int = 0) -> pd.DataFrame:
     """``bench``'s work: every scenario checked first, then compared; writes into ``out``."""
     firsts = [check_scenario(scenario, chosen, "default") for _, scenario, chosen in plan]
     frames = []
@@ -102,11 +138,19 @@ def _bench(plan: list, seeds: int, out: Path | None, quick: bool) -> pd.DataFram
         rows["speedup"] = rows["retrain_seconds"] / rows["seconds"]
         frames.append(rows)
     rows = pd.concat(frames, ignore_index=True)
+    quality = None
+    if forget_quality_models:
+        quality = forget_quality_rows(plan, forget_quality_models, out)
+        rows = rows.merge(quality[["scenario", "method", "forget_quality", "final_score"]],
+                          on=["scenario", "method"], how="left")
     if out is not None:
         with atomic_path(Path(out) / "leaderboard.csv") as tmp:
             rows.to_csv(tmp, index=False)
+        if quality is not None:
+            with atomic_path(Path(out) / "forget_quality.csv") as tmp:
+                quality.to_csv(tmp, index=False)
         with atomic_path(Path(out) / "leaderboard.md") as tmp:
-            tmp.write_text(leaderboard_markdown(rows, seeds, quick))
+            tmp.write_text(leaderboard_markdown(rows, seeds, quick, quality))
     return rows
 
 
@@ -137,6 +181,8 @@ def leaderboard(rows: pd.DataFrame) -> pd.DataFrame:
     for scenario in z.columns:
         table[scenario] = z[scenario]
     table["avg_gap"] = gap.mean(axis=1)
+    if "forget_quality" in rows:
+        table["forget_quality"] = rows.groupby("method")["forget_quality"].mean()
     grouped = rows.groupby("method", sort=False)
     table["speedup"] = grouped["speedup"].median()
     for flag in FLAGS:
@@ -150,12 +196,15 @@ def leaderboard(rows: pd.DataFrame) -> pd.DataFrame:
     return table.loc[order]
 
 
-def leaderboard_markdown(rows: pd.DataFrame, seeds: int, quick: bool) -> str:
-    """The leaderboard as a markdown table under a line saying what its numbers are."""
+def leaderboard_markdown(rows: pd.DataFrame, seeds: int, quick: bool,
+                         quality: pd.DataFrame | None = None) -> str:
+    """The leaderboard as a markdown table under a line saying what its numbers are; with the
+    rows of ``forget_quality_rows``, a column F and the forget-quality table below it."""
     table = leaderboard(rows)
     scenarios = [c for c in table.columns if c in set(rows["scenario"])]
-    head = ["rank", "method", Z_GAP_HEADING, *scenarios, "avg gap (pts)", "speed-up ×",
-            "flagged runs"]
+    with_f = "forget_quality" in table
+    head = ["rank", "method", Z_GAP_HEADING, *scenarios, "avg gap (pts)",
+            *(["F"] if with_f else []), "speed-up ×", "flagged runs"]
     mode = " Quick mode." if quick else ""
     spread = ("" if seeds > 1 else " With one seed the retrained ensemble has no spread: "
               "avg |z| is n/a and the avg gap ranks.")
@@ -172,10 +221,36 @@ def leaderboard_markdown(rows: pd.DataFrame, seeds: int, quick: bool) -> str:
         flags = ", ".join(f"{f.replace('_', '-')} ×{int(row[f])}" for f in FLAGS if row[f])
         cells = [str(rank), method, _value(row["z_gap"]), *(_value(row[s]) for s in scenarios),
                  _value(100 * row["avg_gap"]),
+                 *([_value(row["forget_quality"], 3)] if with_f else []),
                  "n/a" if pd.isna(row["speedup"]) else f"{row['speedup']:.1f}", flags]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    return text if quality is None else text + "\n" + forget_quality_markdown(quality)
 
 
-def _value(value: float) -> str:
-    return "diverged" if value == float("inf") else "n/a" if pd.isna(value) else f"{value:.2f}"
+def forget_quality_markdown(quality: pd.DataFrame) -> str:
+    """Per random-forgetting scenario: the references, then the methods by F (higher is
+    better), with the final score, the unlearned side's avg |z| and the median eps."""
+    n = int(quality["models"].iloc[0])
+    lines = [f"Forget quality F (NeurIPS 2023 challenge; {n} models per side, one original "
+             f"model, seed 0; higher is better, 1 = no forget sample told apart from "
+             f"retraining). `retrain`: {n} more retrained models, the best reachable at this "
+             f"N; `original`: {n} original models, no unlearning. Column F above: the mean "
+             f"over the random-forgetting scenarios.", ""]
+    for name, group in quality.groupby("scenario", sort=False):
+        refs = group[group["method"].isin(ensemble.REFERENCES)]
+        methods = group[~group["method"].isin(ensemble.REFERENCES)].sort_values(
+            "forget_quality", ascending=False)
+        lines += [f"**{name}**", "", "| method | F | final score | avg |z| | median ε |",
+                  "|---|---|---|---|---|"]
+        for _, row in pd.concat([refs, methods]).iterrows():
+            lines.append(f"| {row['method']} | {row['forget_quality']:.3f} | "
+                         f"{row['final_score']:.3f} | {_value(row['z_gap'])} | "
+                         f"{row['epsilon_median']:.2f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _value(value: float, digits: int = 2) -> str:
+    return ("diverged" if value == float("inf") else "n/a" if pd.isna(value)
+            else f"{value:.{digits}f}")

@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "package.module:Class (default: every registered method)")
     b.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per scenario")
     b.add_argument("--out", type=Path, required=True, help="output folder")
+    b.add_argument("--forget-quality", type=int, default=0, metavar="N",
+                   help="also score every method on the random-forgetting scenarios with the "
+                   "NeurIPS 2023 forget quality, N models per side (default: off)")
     r = sub.add_parser("rescore", help="recompute the forget-set metrics of saved run bundles "
                        "from their per-sample outputs and report differences")
     r.add_argument("path", type=Path, help="a run bundle, or a folder searched for bundles")
@@ -192,7 +195,8 @@ def cmd_bench(args) -> int:
         if not methods:
             raise ConfigError("--methods is empty: name at least one method or leave it out")
     cfg = RunConfig(quick=args.quick, data_dir=args.data_dir, device=args.device)
-    rows = bench(cfg, methods, args.seeds, args.out)
+    rows = bench(cfg, methods, args.seeds, args.out,
+                 forget_quality_models=args.forget_quality)
     print(leaderboard_markdown(rows, args.seeds, args.quick))
     print(f"wrote {args.out}/leaderboard.md, leaderboard.csv and one folder per scenario")
     return 0

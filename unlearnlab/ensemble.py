@@ -42,11 +42,11 @@ REFERENCES = ("retrain", "original")
 MAX_MODELS = 4096  # models per side; the score's buckets saturate long before this
 
 
-def check(method: str, n_models) -> None:
-    """One-line errors for a bad model count, before any work."""
+def check(method: str, n_models, option: str = "--models") -> None:
+    """One-line errors for a bad model count (given as ``option``), before any work."""
     if isinstance(n_models, bool) or not isinstance(n_models, int) or not (
             2 <= n_models <= MAX_MODELS):
-        raise ConfigError(f"--models must be an integer from 2 to {MAX_MODELS} (models per side; "
+        raise ConfigError(f"{option} must be an integer from 2 to {MAX_MODELS} (models per side; "
                           f"the challenge used 512), got {n_models}")
     if not isinstance(method, str) and not isinstance(method, type):
         raise ConfigError(f"method must be a name, 'module:Class', {' or '.join(REFERENCES)}")

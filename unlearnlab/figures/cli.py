@@ -8,7 +8,8 @@
 ``class-forgetting`` runs seed A's class forgetting (models reused from the cache) and draws
 it; ``thesis`` compares gradient ascent, GEMU and GeFeU with the baseline ensembles on each
 thesis scenario, draws them and writes ``thesis_results.md``; ``bench`` draws the folder of a
-finished ``unlearnlab bench`` run (nothing is recomputed) and prints its leaderboard;
+finished ``unlearnlab bench`` run (nothing is recomputed; with its forget-quality bundles, their
+figures too) and prints its leaderboard;
 ``forget-quality`` draws the bundles of ``unlearnlab forget-quality`` runs of one scenario and
 N: each method's per-example eps beside the ``retrain`` and ``original`` references. Drawing
 modules are imported only here, after the backend is chosen, so other commands start fast.
@@ -144,14 +145,19 @@ def _thesis(args) -> int:
 
 
 def _bench(args) -> int:
-    from .assets import write_bench_figures
+    from .assets import write_bench_figures, write_forget_quality_figures
     from .bench_records import LEADERBOARD_MD, load_bench
+    from .forget_quality import load_studies
 
     bench = load_bench(args.dir)
     if bench["markdown"] is None:
         raise ConfigError(f"'{args.dir}' holds no {LEADERBOARD_MD}: pass the --out folder of a "
                           "finished `unlearnlab bench` run")
     written, skipped = write_bench_figures(bench, args.out, args.mia_method, args.seed)
+    # `bench --forget-quality N` leaves one bundle per method of each random scenario
+    for scenario in sorted(p for p in Path(args.dir).glob("*/forget_quality") if p.is_dir()):
+        bundles = sorted(p for p in scenario.iterdir() if p.is_dir())
+        written += write_forget_quality_figures(load_studies(bundles), args.out)
     for name, why in skipped.items():
         print(f"unlearnlab figures: skipped the MIA figure of {name}: {why}", file=sys.stderr)
     print(bench["markdown"], end="")
