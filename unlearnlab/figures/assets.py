@@ -145,7 +145,9 @@ def write_bench_figures(bench: Mapping, out: Path, mia_method: str | None = None
                         seed: int | None = None) -> tuple[list[Path], dict[str, str]]:
     """Draw a loaded bench (``bench_records.load_bench``) into ``out``:
 
-    - ``bench_gap.png``: every method's average gap to retrain, one panel per scenario;
+    - ``bench_gap.png``: every method's avg |z| to the retrained ensemble on a log axis (the
+      average gap in points for a bench of one seed, which has no spread), one panel per
+      scenario;
     - ``bench_confusion_delta_<scenario>.png``: per feature scenario, the test confusion matrix
       of every method's unlearned models minus the retrained models' (means over seeds);
     - ``bench_mia_<scenario>.png``: per scenario, the per-sample loss on forget-train and
