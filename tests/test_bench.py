@@ -29,6 +29,13 @@ def test_quick_bench_runs_every_method_where_it_applies(quick_bench):
     assert all(f"| {m} |" in board for m in list_methods())
 
 
+def test_standard_scenarios_include_random_forgetting_on_the_mlp():
+    names = {scenario_name(d, f): (d, f, a) for d, f, a in STANDARD_SCENARIOS}
+    assert names["mnist-random-10"] == ("mnist", "random:0.1", "mlp")
+    assert names["fashion-random-10"] == ("fashion_mnist", "random:0.1", "mlp")
+    assert len(names) == len(STANDARD_SCENARIOS)  # every scenario has a name of its own
+
+
 def test_leaderboard_ranks_by_gap_and_puts_diverged_methods_last():
     rows = pd.DataFrame([
         {"scenario": "a", "method": "good", "seed": 0, "avg_gap": 0.01, "speedup": 5.0},
