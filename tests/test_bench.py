@@ -31,6 +31,13 @@ def test_quick_bench_runs_every_method_where_it_applies(quick_bench):
     assert all(f"| {m} |" in board for m in list_methods())
 
 
+def test_standard_scenarios_include_random_forgetting_on_the_mlp():
+    names = {scenario_name(d, f): (d, f, a) for d, f, a in STANDARD_SCENARIOS}
+    assert names["mnist-random-10"] == ("mnist", "random:0.1", "mlp")
+    assert names["fashion-random-10"] == ("fashion_mnist", "random:0.1", "mlp")
+    assert len(names) == len(STANDARD_SCENARIOS)  # every scenario has a name of its own
+
+
 FLAG_COLUMNS = dict.fromkeys(("collapse", "retain_damage", "over_forgetting",
                               "under_forgetting"), False)
 

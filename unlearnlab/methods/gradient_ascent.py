@@ -50,6 +50,9 @@ class GradientAscent(UnlearningMethod):
         "fashion_mnist": {"stop_loss": 1.5},
         # lower forget accuracy costs more retain accuracy here (class-level collapse)
         "cmnist": {"batch_size": 32, "stop_loss": 2.0},
+        # random forgetting: the retrained model's forget loss is about its test loss
+        "mnist:random": {"stop_loss": 0.1},
+        "fashion_mnist:random": {"lr": 1e-5, "stop_loss": 0.4},
     }
     presets = {"thesis": {"epochs": 1, "batch_size": 8, "shuffle": False, "max_steps": 0,
                           "stop_loss": 0.0,

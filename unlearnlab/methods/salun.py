@@ -61,7 +61,7 @@ class SalUn(RandomLabel):
     ranges = {**RandomLabel.ranges, "mask_fraction": Range(0, 1, "(]")}
     # ``refinements`` are random_label's: class forgetting keeps the generic defaults,
     # feature forgetting gets the mild relabelling, as lr 1e-3 over-forgets the Fashion-MNIST
-    # subset (docs/tuning-notes.md#salun).
+    # subset (docs/tuning-notes.md#salun), and so does random forgetting.
     mix_phase = "mask"
 
     def weight_mask(self, net: nn.Module, forget_x: torch.Tensor,
