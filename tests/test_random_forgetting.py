@@ -221,11 +221,13 @@ def test_run_records_forget_retain_and_test_accuracies(toy, tmp_path):
 
 
 @pytest.mark.parametrize(("forget", "name"), [("random:0.1", "mnist-random-10"),
+                                              ("random:0.10:0", "mnist-random-10"),
                                               ("random:0.2", "mnist-random-0.2"),
                                               ("random:0.20:0", "mnist-random-0.2"),
                                               ("random:0.1:3", "mnist-random-0.1-3")])
 def test_scenario_name(forget, name):
-    """The bench's own spelling has its short name; any other spec is written canonically."""
+    """A standard scenario has its short name however its spec is spelled; any other spec is
+    written canonically."""
     assert scenario_name("mnist", forget) == name
 
 

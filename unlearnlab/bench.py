@@ -46,11 +46,12 @@ SHORT_NAMES = {("mnist", "class:6"): "mnist-six",
 
 
 def scenario_name(dataset: str, forget: str) -> str:
-    """The leaderboard's name of a scenario: its short name, else ``<dataset>-<spec>`` with the
-    spec written canonically and ':' as '-' (``mnist`` and ``random:0.10:0`` give
-    ``mnist-random-0.1``)."""
+    """The leaderboard's name of a scenario: the short name of its canonical spec (``mnist`` and
+    ``random:0.10:0`` give ``mnist-random-10``), else ``<dataset>-<canonical spec>`` with ':'
+    as '-' (``random:0.2`` gives ``mnist-random-0.2``)."""
     canonical = str(parse_forget(forget))
-    return SHORT_NAMES.get((dataset, forget)) or f"{dataset}-{canonical.replace(':', '-')}"
+    return (SHORT_NAMES.get((dataset, canonical))
+            or f"{dataset}-{canonical.replace(':', '-')}")
 
 
 # What an output folder of ``bench`` held before it carried ``outputs.OUTPUT_MARKER`` (see
