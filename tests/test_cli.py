@@ -115,7 +115,7 @@ def test_json_has_the_field_metrics(runs):
     assert UNLEARNED_KEYS <= rec["models"]["unlearned"].keys()
     assert "relearn_steps" in rec["models"]["retrained"]
     assert 0 <= rec["avg_gap"] <= 1 and rec["speedup_vs_retrain"] > 0
-    assert rec["flags"] == [] or set(rec["flags"]) <= {"collapse", "over_forgetting"}
+    assert set(rec["flags"]) <= {"collapse", "over_forgetting", "under_forgetting"}
     assert len(rec["split_hash"]) == 64 and rec["run_config"]["seed"] == 0
     assert Path(rec["bundle"]).is_relative_to(runs["root"] / "runs" / "mnist")
 

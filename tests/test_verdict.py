@@ -145,6 +145,13 @@ def test_a_records_guard_flags_stay_in_points():
     assert guard_flags({"retain_test_acc": 0.963, "forget_test_acc": 0.35}, reference) == []
     assert guard_flags({"retain_test_acc": 0.86, "forget_test_acc": 0.29}, reference) == [
         "collapse", "over_forgetting"]
+    assert guard_flags({"retain_test_acc": 0.97, "forget_test_acc": 0.51}, reference) == [
+        "under_forgetting"]
+    assert guard_flags({"retain_test_acc": 0.97, "forget_test_acc": 0.50}, reference) == []
+    # random forgetting has no forget test split: the forget train accuracy is read
+    random_reference = {"retain_test_acc": 0.98, "forget_train_acc": 0.98}
+    assert guard_flags({"retain_test_acc": 0.98, "forget_train_acc": 0.87},
+                       random_reference) == ["over_forgetting"]
 
 
 def test_a_retrained_models_expected_avg_abs_z_depends_on_the_seeds():

@@ -39,7 +39,8 @@ SPREAD_Z = 3.0
 # Guards in accuracy fractions: how far below the retrained reference a value may fall before
 # it is flagged, whatever the spread.
 COLLAPSE_GAP = 0.10        # retain test accuracy: the model no longer does its job
-OVER_FORGETTING_GAP = 0.10  # forget test accuracy, in a single run's record only
+OVER_FORGETTING_GAP = 0.10  # forget accuracy, in a single run's record only
+UNDER_FORGETTING_GAP = 0.10  # forget accuracy above the reference, in a record only
 
 
 def avg_gap(model: dict, reference: dict) -> float | None:
@@ -135,13 +136,18 @@ def ensemble_flags(model: dict, mean: dict, std: dict) -> list[str]:
 
 def guard_flags(unlearned: dict, reference: dict) -> list[str]:
     """Flags of a single run's record against its one retrained model (no spread to judge
-    by): ``collapse`` (retain test accuracy more than ``COLLAPSE_GAP`` below) and
-    ``over_forgetting`` (forget test accuracy more than ``OVER_FORGETTING_GAP`` below).
-    ``compare`` and ``bench`` replace them with ``ensemble_flags``."""
+    by), in points: ``collapse`` (retain test accuracy more than ``COLLAPSE_GAP`` below),
+    ``over_forgetting`` and ``under_forgetting`` (forget accuracy, ``forgetting_key``, more
+    than ``OVER_FORGETTING_GAP`` below or ``UNDER_FORGETTING_GAP`` above: a forgetting that did
+    not happen). ``compare`` and ``bench`` replace them with ``ensemble_flags``."""
     flags = []
     if unlearned["retain_test_acc"] < reference["retain_test_acc"] - COLLAPSE_GAP:
         flags.append("collapse")
-    forget, ref = unlearned.get("forget_test_acc"), reference.get("forget_test_acc")
-    if forget is not None and ref is not None and forget < ref - OVER_FORGETTING_GAP:
-        flags.append("over_forgetting")
+    key = forgetting_key(reference)
+    forget, ref = unlearned.get(key), reference.get(key)
+    if forget is not None and ref is not None:
+        if forget < ref - OVER_FORGETTING_GAP:
+            flags.append("over_forgetting")
+        elif forget > ref + UNDER_FORGETTING_GAP:
+            flags.append("under_forgetting")
     return flags
