@@ -69,10 +69,13 @@ def test_leaderboard_ranks_by_avg_abs_z_and_puts_diverged_methods_last():
     board = leaderboard_markdown(rows, 2, False)
     assert board.startswith("Ranked by avg |z|")
     assert "with 2 seeds even a retrained model has no finite expected avg |z|" in board
-    assert "| rank | method | avg \\|z\\| (σ) | a | b | avg gap (pts) | speed-up × |" in board
-    assert "| 1 | inside | 1.00 | 1.00 | n/a | 4.00 | 50.0 |  |" in board
-    assert "| 2 | near | 7.00 | 6.00 | 8.00 | 0.30 | 6.0 | retain-damage ×1 |" in board
-    assert "| 3 | boom | diverged | n/a | n/a | diverged | n/a | diverged ×1 |" in board
+    assert ("| rank | group | method | avg \\|z\\| (σ) [95 % interval] | a | b | avg gap (pts) "
+            "| speed-up × |") in board
+    assert "| 1 | 1 | inside | 1.00 [0.50, 1.50] | 1.00 | n/a | 4.00 | 50.0 |  |" in board
+    # one run per scenario: nothing to resample, a point interval
+    assert ("| 2 | 2 | near | 7.00 [7.00, 7.00] | 6.00 | 8.00 | 0.30 | 6.0 | retain-damage ×1 |"
+            in board)
+    assert "| 3 | n/a | boom | diverged | n/a | n/a | diverged | n/a | diverged ×1 |" in board
 
 
 def test_with_one_seed_the_point_gap_ranks_and_diverged_methods_stay_last():
@@ -84,10 +87,100 @@ def test_with_one_seed_the_point_gap_ranks_and_diverged_methods_stay_last():
         {"scenario": "a", "method": "close", "seed": 0, "z_gap": None, "avg_gap": 0.01,
          "speedup": 5.0},
     ]).assign(**FLAG_COLUMNS, diverged=lambda d: d["method"] == "boom")
-    assert list(leaderboard(rows).index) == ["close", "far", "boom"]
+    table = leaderboard(rows)
+    assert list(table.index) == ["close", "far", "boom"]
+    assert table["group"].isna().all()  # no spread over seeds: no interval, no groups
+    assert table[["z_gap_low", "z_gap_high"]].isna().all().all()
     board = leaderboard_markdown(rows, 1, True)
-    assert "no spread: avg |z| is n/a and the avg gap ranks. Quick mode." in board
-    assert "| 1 | close | n/a | n/a | 1.00 | 5.0 |  |" in board
+    assert ("no spread: avg |z| is n/a and the avg gap ranks, with no interval and no groups. "
+            "Quick mode.") in board
+    assert "[low, high]" not in board
+    assert "| 1 | n/a | close | n/a | n/a | 1.00 | 5.0 |  |" in board
+
+
+def seeded_rows(spec: dict[str, dict[str, list[float]]]) -> pd.DataFrame:
+    """Leaderboard rows from {method: {scenario: [z_gap per seed]}}, never flagged."""
+    rows = pd.DataFrame([{"scenario": scenario, "method": method, "seed": seed, "z_gap": z,
+                          "avg_gap": 0.01 * z, "speedup": 10.0}
+                         for method, per_scenario in spec.items()
+                         for scenario, zs in per_scenario.items()
+                         for seed, z in enumerate(zs)])
+    return rows.assign(**FLAG_COLUMNS, diverged=False)
+
+
+def test_the_interval_resamples_seeds_within_each_scenario_and_not_the_scenarios():
+    # Two seeds {0, 1}: the resampled means are 0, 0.5 and 1, so the 95 % interval is [0, 1].
+    # Beside a scenario whose two seeds agree at 5, the overall score is (mean + 5) / 2:
+    # [2.5, 3.0]. Resampling the scenarios too would stretch it towards 0.5 and 5.
+    table = leaderboard(seeded_rows({"m": {"x": [0.0, 1.0], "y": [5.0, 5.0]},
+                                     "n": {"x": [1.0, 0.0]}}))
+    assert tuple(table.loc["m", ["z_gap_low", "z_gap", "z_gap_high"]]) == (2.5, 2.75, 3.0)
+    assert tuple(table.loc["n", ["z_gap_low", "z_gap", "z_gap_high"]]) == (0.0, 0.5, 1.0)
+
+
+def test_methods_whose_intervals_overlap_share_a_group_and_separated_ones_do_not():
+    rows = seeded_rows({
+        "far": {"x": [3.0, 3.2, 2.9, 3.1, 3.0], "y": [2.8, 3.3, 3.0, 3.1, 2.9]},
+        "best": {"x": [1.0, 1.2, 0.9, 1.1, 1.0], "y": [0.8, 1.3, 1.0, 1.1, 0.9]},
+        "close": {"x": [1.1, 1.3, 1.0, 1.2, 1.1], "y": [0.9, 1.4, 1.1, 1.2, 1.0]},
+    })
+    table = leaderboard(rows)
+    assert list(table.index) == ["best", "close", "far"]
+    assert list(table["group"]) == [1, 1, 2]
+    assert (table["z_gap_low"] < table["z_gap"]).all()
+    assert (table["z_gap"] < table["z_gap_high"]).all()
+    assert table.loc["close", "z_gap_low"] <= table.loc["best", "z_gap_high"]
+    assert table.loc["far", "z_gap_low"] > table.loc["close", "z_gap_high"]
+    board = leaderboard_markdown(rows, 5, False)
+    assert "| 3 | 2 | far | 3.03 [" in board and "group: from the best method down" in board
+
+
+def test_the_interval_is_the_same_for_the_same_runs():
+    spec = {"m": {"x": [0.3, 1.9, 0.8, 1.4, 2.2], "y": [4.0, 3.1, 5.6]},
+            "n": {"x": [2.0, 2.5, 1.0, 3.5, 0.5]}}
+    first = leaderboard(seeded_rows(spec))
+    again = leaderboard(seeded_rows(spec))
+    pd.testing.assert_frame_equal(first, again)
+    # Row order and the other methods on the board do not move a method's interval.
+    bounds = ["z_gap_low", "z_gap_high"]
+    shuffled = leaderboard(seeded_rows(spec).sample(frac=1, random_state=3))
+    assert shuffled.loc[first.index, bounds].equals(first[bounds])
+    alone = leaderboard(seeded_rows({"m": spec["m"]}))
+    assert tuple(alone.loc["m", bounds]) == tuple(first.loc["m", bounds])
+    assert first.loc["m", "z_gap_low"] < first.loc["m", "z_gap_high"]
+
+
+def test_a_method_that_diverged_once_ranks_last_without_an_interval():
+    rows = seeded_rows({"boom": {"x": [0.1, 0.2]}, "ok": {"x": [5.0, 6.0]}})
+    rows.loc[1, ["z_gap", "avg_gap"]] = None
+    rows.loc[1, "diverged"] = True
+    table = leaderboard(rows)
+    assert list(table.index) == ["ok", "boom"]
+    assert table.loc["ok", "group"] == 1 and pd.isna(table.loc["boom", "group"])
+    assert table.loc[["boom"], ["z_gap_low", "z_gap_high"]].isna().all().all()
+    assert "| 2 | n/a | boom | diverged |" in leaderboard_markdown(rows, 2, False)
+
+
+def test_a_group_is_led_by_its_best_method():
+    from unlearnlab.ranking import overlap_groups
+
+    # c overlaps b but not a, b's group leader, so c opens group 2; d reaches no interval above.
+    low, high = [0.0, 0.9, 1.5, 3.5, float("nan")], [1.0, 2.0, 3.0, 4.0, float("nan")]
+    assert overlap_groups(low, high) == [1, 1, 2, 3, None]
+    assert overlap_groups([1.0, 1.0], [1.0, 1.0]) == [1, 1]  # equal points tie
+    with pytest.raises(ConfigError, match="one bound per method"):
+        overlap_groups([0.0], [])
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"resamples": 0}, "resamples must be a positive integer"),
+    ({"level": 95}, "level must lie between 0 and 1"),
+])
+def test_bootstrap_options_are_checked(options, message):
+    from unlearnlab.ranking import bootstrap_interval
+
+    with pytest.raises(ConfigError, match=message):
+        bootstrap_interval(seeded_rows({"m": {"x": [1.0, 2.0]}}), **options)
 
 
 def test_a_leaderboard_without_the_verdict_columns_is_refused():

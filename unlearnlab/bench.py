@@ -25,6 +25,7 @@ from .errors import ConfigError
 from .forget import parse_forget
 from .methods import get_method, list_methods
 from .outputs import atomic_path, output_folder
+from .ranking import LEVEL, bootstrap_interval, overlap_groups
 
 # Class forgetting (seed A's scenario), the thesis's three feature subsets and random
 # forgetting of 10 % of MNIST and Fashion-MNIST, with the short names the leaderboard uses. Each
@@ -170,7 +171,13 @@ def leaderboard(rows: pd.DataFrame) -> pd.DataFrame:
     same means of the gap in points: secondary), median speed-up, the number of runs with
     each flag and of runs. Ranked by ``z_gap``, ties by ``avg_gap``, then by speed-up (higher
     first); a method that diverged on any run ranks last (its ``z_gap`` and ``avg_gap`` are
-    set to inf). With one seed every ``z_gap`` is NaN (no spread), so ``avg_gap`` ranks."""
+    set to inf). With one seed every ``z_gap`` is NaN (no spread), so ``avg_gap`` ranks.
+
+    ``z_gap_low`` and ``z_gap_high`` bound the 95 % bootstrap interval of ``z_gap`` over seeds
+    (``ranking.bootstrap_interval``), ``group`` the rank group of methods whose intervals
+    overlap (``ranking.overlap_groups``: 1, 2, ... in rank order). With one seed, and for a
+    method that diverged, there is no interval and no group (NaN, ``pd.NA``): the one-seed
+    ranking by ``avg_gap`` has no spread over seeds to resample."""
     missing = [c for c in LEADERBOARD_COLUMNS if c not in rows]
     if missing:
         raise ConfigError(f"the leaderboard rows lack the columns {missing}: a leaderboard.csv "
@@ -184,6 +191,8 @@ def leaderboard(rows: pd.DataFrame) -> pd.DataFrame:
     z, gap = per_scenario("z_gap"), per_scenario("avg_gap")
     table = pd.DataFrame(index=methods)
     table["z_gap"] = z.mean(axis=1)
+    interval = bootstrap_interval(rows, "z_gap").reindex(methods)
+    table["z_gap_low"], table["z_gap_high"] = interval["low"], interval["high"]
     for scenario in z.columns:
         table[scenario] = z[scenario]
     table["avg_gap"] = gap.mean(axis=1)
@@ -196,24 +205,38 @@ def leaderboard(rows: pd.DataFrame) -> pd.DataFrame:
     table["runs"] = grouped.size()
     diverged = table["diverged"] > 0
     table.loc[diverged, ["z_gap", "avg_gap"]] = float("inf")
+    table.loc[diverged, ["z_gap_low", "z_gap_high"]] = float("nan")
     order = (table.assign(last=diverged)
              .sort_values(["last", "z_gap", "avg_gap", "speedup"],
                           ascending=[True, True, True, False]).index)
-    return table.loc[order]
+    table = table.loc[order]
+    table.insert(0, "group", pd.array(overlap_groups(table["z_gap_low"], table["z_gap_high"]),
+                                      dtype="Int64"))
+    return table
 
 
 def leaderboard_markdown(rows: pd.DataFrame, seeds: int, quick: bool,
                          quality: pd.DataFrame | None = None) -> str:
-    """The leaderboard as a markdown table under a line saying what its numbers are; with the
-    rows of ``forget_quality_rows``, a column F and the forget-quality table below it."""
+    """The leaderboard as a markdown table under a line saying what its numbers are: per
+    method its rank, its rank group and avg |z| with its 95 % interval as "score [low, high]"
+    (``leaderboard``); with the rows of ``forget_quality_rows``, a column F and the
+    forget-quality table below it. A function of its arguments only, so it renders again from
+    a saved ``leaderboard.csv``."""
     table = leaderboard(rows)
     scenarios = [c for c in table.columns if c in set(rows["scenario"])]
     with_f = "forget_quality" in table
-    head = ["rank", "method", Z_GAP_HEADING, *scenarios, "avg gap (pts)",
+    head = ["rank", "group", "method", f"{Z_GAP_HEADING} [{LEVEL * 100:g} % interval]",
+            *scenarios, "avg gap (pts)",
             *(["F"] if with_f else []), "speed-up ×", "flagged runs"]
     mode = " Quick mode." if quick else ""
     spread = ("" if seeds > 1 else " With one seed the retrained ensemble has no spread: "
-              "avg |z| is n/a and the avg gap ranks.")
+              "avg |z| is n/a and the avg gap ranks, with no interval and no groups.")
+    interval = (f" [low, high]: {LEVEL * 100:g} % bootstrap interval of avg |z| over the "
+                f"seeds (resampled within each scenario); group: from the best method down, a "
+                f"method joins the current group when its low end is at most the high end of "
+                f"the group's best method, else it opens the next (docs/leaderboard.md): read "
+                f"the methods of one group as tied at these seeds."
+                if seeds > 1 else "")
     reference = f"; {retrained_reference(seeds)}" if seeds > 1 else ""
     lines = [f"Ranked by avg |z|: how many standard deviations of the retrained ensemble a "
              f"method lies from retraining, averaged over the forget and retain accuracies "
@@ -221,11 +244,14 @@ def leaderboard_markdown(rows: pd.DataFrame, seeds: int, quick: bool,
              f"the scenarios a method is meant for; lower is better{reference}). Scenario "
              f"columns: avg |z| there; avg gap: the same distance in accuracy/MIA points "
              f"(secondary); n/a: not meant for that scenario; flags: docs/leaderboard.md."
-             f"{spread}{mode}",
+             f"{interval}{spread}{mode}",
              "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for rank, (method, row) in enumerate(table.iterrows(), 1):
         flags = ", ".join(f"{f.replace('_', '-')} ×{int(row[f])}" for f in FLAGS if row[f])
-        cells = [str(rank), method, _value(row["z_gap"]), *(_value(row[s]) for s in scenarios),
+        group = "n/a" if pd.isna(row["group"]) else str(row["group"])
+        score = _value(row["z_gap"]) + ("" if pd.isna(row["z_gap_low"]) else
+                                        f" [{row['z_gap_low']:.2f}, {row['z_gap_high']:.2f}]")
+        cells = [str(rank), group, method, score, *(_value(row[s]) for s in scenarios),
                  _value(100 * row["avg_gap"]),
                  *([_value(row["forget_quality"], 3)] if with_f else []),
                  "n/a" if pd.isna(row["speedup"]) else f"{row['speedup']:.1f}", flags]
