@@ -145,8 +145,8 @@ def test_the_interval_is_the_same_for_the_same_runs():
     bounds = ["z_gap_low", "z_gap_high"]
     shuffled = leaderboard(seeded_rows(spec).sample(frac=1, random_state=3))
     assert shuffled.loc[first.index, bounds].equals(first[bounds])
-    alone = leaderboard(seeded_rows({"m": spec["m"]}))
-    assert tuple(alone.loc["m", bounds]) == tuple(first.loc["m", bounds])
+    alone = leaderboard(seeded_rows({"n": spec["n"]}))
+    assert tuple(alone.loc["n", bounds]) == tuple(first.loc["n", bounds])
     assert first.loc["m", "z_gap_low"] < first.loc["m", "z_gap_high"]
 
 
