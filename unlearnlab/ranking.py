@@ -28,10 +28,11 @@ def bootstrap_interval(rows: pd.DataFrame, column: str = "z_gap", resamples: int
     ``column`` over the seeds there. One resample draws, in every scenario, as many runs as
     the method has there, with replacement from those runs (stratified by scenario), and
     takes the same mean of means. The scenarios are not resampled: the score is a mean over a
-    fixed, named set of scenarios (two to six, a different set per method), not over a sample
-    from a population of scenarios; resampling them would make the interval mostly say which
-    scenarios a method is meant for. What varies from one bench to the next is the seeds, and
-    that is what the interval measures. Each run's z is taken as given: the uncertainty of the
+    fixed, named set of scenarios (a different set per method), not over a sample from a
+    population of scenarios; resampling a handful of them would make the interval mostly say
+    how unlike each other a method's scenarios are, which the per-scenario columns already
+    show. What varies from one bench to the next is the seeds, and that is what the interval
+    measures. Each run's z is taken as given: the uncertainty of the
     retrained ensemble it is measured against, shared by all runs of a scenario, is not in
     the interval; and with 5 seeds the bootstrap's spread of a mean is sqrt(4/5) = 0.89 of
     the usual standard error, so the interval runs narrow. Read the groups as a guide, not as
