@@ -156,9 +156,11 @@ def test_search_spaces_give_valid_parameters():
 
     tunable = [m for m in list_methods() if get_method(m).tunable()]
     assert {"gradient_ascent", "gemu", "gefeu"} <= set(tunable)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for name in tunable:
         method = get_method(name)
+        # one study per method, as ``unlearnlab tune`` has: methods share parameter names
+        # (alpha, batch_size) with different distributions, which one study refuses
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
         for _ in range(5):
             trial = study.ask()
             params = method.search_space(trial)

@@ -90,6 +90,18 @@ class BadTeacher(UnlearningMethod):
         "fashion_mnist:random": {"lr": 5e-5, "retain_fraction": 0.05},
     }
 
+    @classmethod
+    def search_space(cls, trial) -> dict:
+        """lr on a log scale from 1e-5 to 1e-2, holding the reference's 1e-4 and the lab's
+        5e-5-2e-3 (``refinements``); the retain fraction from 0.02 to 0.5 on a log scale,
+        holding the reference's 0.3 and the lab's 0.05-0.2; the temperature from 0.5 to 8
+        around the reference's 1; 1-2 epochs (the reference's 1), so that the largest trial
+        (D_f and half of D_r, twice) stays near one retraining epoch."""
+        return {"lr": trial.suggest_float("lr", 1e-5, 1e-2, log=True),
+                "retain_fraction": trial.suggest_float("retain_fraction", 0.02, 0.5, log=True),
+                "temperature": trial.suggest_float("temperature", 0.5, 8.0, log=True),
+                "epochs": trial.suggest_int("epochs", 1, 2)}
+
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         p = self.params
         device = task.device

@@ -39,6 +39,17 @@ class Finetune(UnlearningMethod):
         "fashion_mnist:random": {"lr": 1e-3},
     }
 
+    @classmethod
+    def search_space(cls, trial) -> dict:
+        """lr on a log scale around the lab's 1e-3-1e-2 (``refinements``), 1-3 epochs and a
+        retain sample of 1,000-16,000 (the default 4,000 and the MNIST random-forgetting
+        16,000). All of D_r (``retain_samples`` 0) is left out: one epoch of it costs a
+        retraining epoch, and the largest trial here (3 x 16,000 samples) already about one
+        MNIST retraining epoch. The batch size stays: with Adam the lr sets the step."""
+        return {"lr": trial.suggest_float("lr", 1e-4, 3e-2, log=True),
+                "epochs": trial.suggest_int("epochs", 1, 3),
+                "retain_samples": trial.suggest_int("retain_samples", 1000, 16000, log=True)}
+
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         p = self.params
         net, gen = begin(self, model, task, needs_forget=False,

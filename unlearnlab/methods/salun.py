@@ -64,6 +64,14 @@ class SalUn(RandomLabel):
     # subset (docs/tuning-notes.md#salun), and so does random forgetting.
     mix_phase = "mask"
 
+    @classmethod
+    def search_space(cls, trial) -> dict:
+        """``random_label``'s space (the same relabelling, the same refinements) and the mask
+        fraction from 0.05 to 1 (1 = unmasked random labelling), holding the paper's and the
+        lab's 0.5. ``mask_batch`` only batches the saliency gradient, so it is not searched."""
+        return {**super().search_space(trial),
+                "mask_fraction": trial.suggest_float("mask_fraction", 0.05, 1.0)}
+
     def weight_mask(self, net: nn.Module, forget_x: torch.Tensor,
                     forget_y: torch.Tensor) -> dict[str, torch.Tensor]:
         return saliency_mask(net, forget_x, forget_y, self.params["mask_fraction"],

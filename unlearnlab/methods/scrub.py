@@ -62,6 +62,25 @@ class Scrub(UnlearningMethod):
         "mnist:random": {"forget_per_epoch": 2048},
     }
 
+    @classmethod
+    def search_space(cls, trial) -> dict:
+        """lr on a log scale around the lab's 5e-4-1e-3 (docs/tuning-notes.md: 2e-3 collapses
+        Fashion-MNIST); 1-4 epochs with 0 to ``epochs`` max-steps (the check of
+        ``check_params``); the temperature from 0.5 to 8 (the lab's 1, the reference code's
+        4); alpha from 1e-3 to 10 against gamma at 1 (only their ratio matters next to the
+        lr; the reference code's 0.001-0.5 against 0.99-1, the lab's 1); forget and retain
+        samples per epoch of 256-4,096 and 512-8,192 around the lab's 1,024-2,048 and 2,048
+        (4,096 forget samples per epoch collapse the model). The largest trial (4 x 12,288
+        samples) is about one MNIST retraining epoch."""
+        epochs = trial.suggest_int("epochs", 1, 4)
+        return {"epochs": epochs,
+                "msteps": trial.suggest_int("msteps", 0, epochs),
+                "lr": trial.suggest_float("lr", 5e-5, 5e-3, log=True),
+                "temperature": trial.suggest_float("temperature", 0.5, 8.0, log=True),
+                "alpha": trial.suggest_float("alpha", 1e-3, 10.0, log=True),
+                "forget_per_epoch": trial.suggest_int("forget_per_epoch", 256, 4096, log=True),
+                "retain_per_epoch": trial.suggest_int("retain_per_epoch", 512, 8192, log=True)}
+
     def check_params(self) -> None:
         p = self.params  # msteps is an integer (its type), bounded by epochs
         if not 0 <= p["msteps"] <= p["epochs"]:

@@ -73,6 +73,22 @@ class UNSIR(UnlearningMethod):
         "fashion_mnist:random": {"impair_lr": 2e-4},
     }
 
+    @classmethod
+    def search_space(cls, trial) -> dict:
+        """Log scales around the reference notebook's values and the lab's (``defaults``,
+        ``refinements``): noise lr 0.01-1 (notebook 0.1), lam 0.01-1 (0.1), 1-20 noise steps
+        (5), 1-20 noise copies (notebook 20, lab 5), impair lr 1e-4-0.05 (notebook 0.02, lab
+        2e-4-1.5e-2), repair lr 1e-4-0.02 (notebook 0.01, lab 1e-3-2e-3) and a retain
+        fraction of 0.02-0.5 (lab 0.1). The caps keep the largest trial (20 x 256 noise images
+        per class and half of D_r, twice) near one retraining epoch; ``noise_batch`` stays."""
+        return {"noise_lr": trial.suggest_float("noise_lr", 0.01, 1.0, log=True),
+                "lam": trial.suggest_float("lam", 0.01, 1.0, log=True),
+                "noise_steps": trial.suggest_int("noise_steps", 1, 20, log=True),
+                "noise_copies": trial.suggest_int("noise_copies", 1, 20, log=True),
+                "impair_lr": trial.suggest_float("impair_lr", 1e-4, 0.05, log=True),
+                "repair_lr": trial.suggest_float("repair_lr", 1e-4, 0.02, log=True),
+                "retain_fraction": trial.suggest_float("retain_fraction", 0.02, 0.5, log=True)}
+
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         p = self.params
         device = task.device
