@@ -16,6 +16,7 @@ import pandas as pd
 from torch import nn
 
 from . import metrics
+from .auto_preset import auto_presets
 from .config import RunConfig
 from .data import data_root
 from .errors import ConfigError
@@ -145,6 +146,7 @@ def run_comparison(cfg: RunConfig, methods, seeds: int, out: Path | None, preset
     """``compare``'s work once checked, writing straight into ``out`` (a folder of its own);
     ``first`` is seed 0's scenario."""
     rows, records, kls, all_models, histories = [], [], {}, {}, {}
+    autos = auto_presets(cfg, methods, preset)  # preset auto: found or searched once per method
     for seed in range(seeds):
         names = []
         base = prepare(replace(cfg, seed=seed), untrained=True,
@@ -154,7 +156,7 @@ def run_comparison(cfg: RunConfig, methods, seeds: int, out: Path | None, preset
         for role, evaluation in base.evaluations.items():
             rows.append({"model": role, "seed": seed, **_flat(evaluation)})
         for method in methods:
-            result = run_method(base, method, preset=preset)
+            result = run_method(base, method, preset=preset, auto=autos.get(method))
             name = result.record["method"]
             names.append(name)
             records.append(result.record)

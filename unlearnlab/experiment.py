@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -23,6 +24,7 @@ from .errors import ConfigError, DivergenceError
 from .evaluation import evaluate_logits
 from .forget import parse_forget
 from .methods import create
+from .methods.presets import AUTO
 from .metrics import (
     Outputs,
     anamnesis_index,
@@ -36,6 +38,9 @@ from .record import build_record, bundle_dir
 from .scenario import Scenario, build_scenario, resolve_arch
 from .training import predict, seed_everything
 from .verdict import avg_gap, guard_flags
+
+if TYPE_CHECKING:
+    from .auto_preset import AutoPreset
 
 log = logging.getLogger("unlearnlab")
 
@@ -156,13 +161,17 @@ def unlearn_and_assess(base: Baselines, method, cached: bool = True
 
 
 def run_method(base: Baselines, name, params: dict | None = None,
-               preset: str = "default", bundle_folder: Path | None = None) -> RunResult:
+               preset: str = "default", bundle_folder: Path | None = None,
+               auto: AutoPreset | None = None) -> RunResult:
     """Unlearn the original model of ``base`` with method ``name`` (a registry key,
     ``module:Class`` or a class), build the JSON record and write the run's reproducibility
-    bundle (to ``bundle_folder``, default ``record.bundle_dir``)."""
+    bundle (to ``bundle_folder``, default ``record.bundle_dir``). Preset ``auto`` needs
+    ``auto``, its resolved values (``auto_preset.resolve``), which the record names as
+    ``auto_preset``."""
     sc = base.scenario
     method = create(name, preset=preset, dataset=sc.dataset.name, scenario=sc.kind,
-                    arch=sc.arch, data_dir=sc.config.data_dir, params=params)
+                    arch=sc.arch, data_dir=sc.config.data_dir, params=params,
+                    auto=None if auto is None else auto.params)
     original, retrained = base.models["original"], base.models["retrained"]
     unlearned, meta_u, evaluation, outputs = unlearn_and_assess(base, method)
     evaluations = {"original": base.evaluations["original"],
@@ -182,6 +191,8 @@ def run_method(base: Baselines, name, params: dict | None = None,
                                           if seconds else None)}
     record = build_record(sc, method, evaluations, base.metas, meta_u, **results,
                           anamnesis_index=anamnesis_index(evaluations),
+                          **({"auto_preset": {**auto.record, "overrides": dict(params or {})}}
+                             if auto is not None else {}),
                           error=meta_u.get("error"))
     folder = bundle_folder or bundle_dir(sc, method.name,
                                          cache.bundle_key(sc, base.digests, method))
@@ -195,10 +206,16 @@ def run_method(base: Baselines, name, params: dict | None = None,
 
 def check_method(cfg: RunConfig):
     """Construct ``cfg``'s method for its scenario: an unknown method, preset or parameter
-    fails here, before any data is read or model trained."""
+    fails here, before any data is read or model trained. Preset ``auto`` is checked with no
+    searched values (a method without a search space is refused); its search runs later."""
     spec = parse_forget(cfg.forget)
+    if cfg.preset == AUTO:
+        from .auto_preset import check_searchable  # lazy: auto_preset builds on this module
+
+        check_searchable(cfg.method)
     return create(cfg.method, preset=cfg.preset, dataset=cfg.dataset, scenario=spec.scenario,
-                  arch=resolve_arch(cfg, spec), data_dir=cfg.data_dir, params=cfg.params)
+                  arch=resolve_arch(cfg, spec), data_dir=cfg.data_dir, params=cfg.params,
+                  auto={} if cfg.preset == AUTO else None)
 
 
 def forget_classes(sc: Scenario) -> list[int]:
@@ -244,8 +261,15 @@ def check_before_work(cfg: RunConfig) -> Scenario:
 
 
 def run(cfg: RunConfig) -> RunResult:
-    """Train or load the original and retrained models, unlearn, evaluate all three."""
+    """Train or load the original and retrained models, unlearn, evaluate all three. Preset
+    ``auto`` first finds or searches its values (``auto_preset.resolve``)."""
     if not isinstance(cfg, RunConfig):
         raise ConfigError(f"run takes a RunConfig, got {type(cfg).__name__}")
     sc = check_before_work(cfg)
-    return run_method(prepare(cfg, scenario=sc), cfg.method, cfg.params, cfg.preset)
+    auto = None
+    if cfg.preset == AUTO:
+        from .auto_preset import resolve
+
+        auto = resolve(cfg)
+    return run_method(prepare(cfg, scenario=sc), cfg.method, cfg.params, cfg.preset,
+                      auto=auto)

@@ -5,7 +5,8 @@ default is the parameter's type, for values from the command line, presets, the 
 the Python API alike). ``unlearn(model, task)`` returns a new model and never mutates the one it
 is given. A method that can be tuned (``unlearnlab tune``) declares its search space next to its
 code, in ``search_space(trial)``; its best trial is then available as the preset ``tuned``
-(``tuned_params``). See docs/extending.md, "Add a method".
+(``tuned_params``), and ``auto`` searches it before a run on a scenario no tuned preset fits
+(``unlearnlab.auto_preset``). See docs/extending.md, "Add a method".
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..training import Recipe
 from .params import Range, check_ranges, check_types
-from .presets import TUNED
+from .presets import AUTO, TUNED
 
 
 @dataclass
@@ -108,11 +109,17 @@ class UnlearningMethod:
     def check_preset(cls, preset: str) -> bool:
         """Raise ``ConfigError`` for an unknown preset; return whether ``preset`` is read from
         the tuned-preset file (``tuned``, unless the class declares its own ``tuned`` preset),
-        which needs a search space."""
-        if preset not in ("default", TUNED) and preset not in cls.presets:
+        which needs a search space. ``auto`` is always the lab's search (``searched``)."""
+        if preset not in ("default", TUNED, AUTO) and preset not in cls.presets:
             raise ConfigError(f"method '{cls.name}' has no preset '{preset}'; choose one of "
-                              f"{', '.join(['default', *sorted(cls.presets), TUNED])}")
+                              f"{', '.join(['default', *sorted(cls.presets), TUNED, AUTO])}")
         return preset == TUNED and preset not in cls.presets
+
+    @classmethod
+    def searched(cls, preset: str) -> bool:
+        """Whether ``preset``'s values come from a search of ``search_space``: ``tuned`` (the
+        tuned-preset file) or ``auto`` (``unlearnlab.auto_preset``)."""
+        return preset == AUTO or cls.check_preset(preset)
 
     @classmethod
     def check_scenario(cls, scenario: str | None) -> None:
@@ -141,11 +148,12 @@ class UnlearningMethod:
                               f"{', '.join(sorted(cls.defaults)) or 'none'}")
 
     @classmethod
-    def check_tunable(cls) -> None:
-        """Raise ``ConfigError`` when the method has no search space (so no tuned preset)."""
+    def check_tunable(cls, preset: str = TUNED) -> None:
+        """Raise ``ConfigError`` when the method has no search space (so no ``tuned`` and no
+        ``auto`` preset)."""
         if not cls.tunable():
             raise ConfigError(f"method '{cls.name}' declares no search space, so it has "
-                              f"no '{TUNED}' preset")
+                              f"no '{preset}' preset; use --preset default")
 
     @classmethod
     def resolve_params(cls, preset: str = "default", dataset: str | None = None,
@@ -155,27 +163,27 @@ class UnlearningMethod:
         """The hyperparameters of a run, without reading any file: the generic ``defaults``,
         refined by ``refinements`` (scenario kind, architecture, dataset,
         "<dataset>:<kind>", with the kind of ``defaults_kind``) unless a named preset is
-        chosen, then the preset's keys (for ``tuned``: the params of the tuned entry,
+        chosen, then the preset's keys (for ``tuned`` and ``auto``: the searched params,
         ``tuned``), its ``by_dataset`` entry for ``dataset``, then ``overrides``. A scenario
         the method is not meant for is refused (``check_scenario``)."""
         cls.check_scenario(scenario)
-        uses_tuned = cls.check_preset(preset)
         cls.check_names(overrides or {})
-        if uses_tuned:
-            cls.check_tunable()
+        if cls.searched(preset):
+            cls.check_tunable(preset)
             if tuned is None:
-                raise ConfigError(f"preset '{TUNED}' of method '{cls.name}' needs its tuned "
-                                  "entry: build the method with unlearnlab.methods.create")
+                source = "tuned entry" if preset == TUNED else "search's result"
+                raise ConfigError(f"preset '{preset}' of method '{cls.name}' needs its {source}: "
+                                  "build the method with unlearnlab.methods.create")
             chosen = dict(tuned)
             stale = sorted(set(chosen) - set(cls.defaults))
             if stale:
-                raise ConfigError(f"the tuned preset of '{cls.name}' on {dataset} sets "
+                raise ConfigError(f"the {preset} preset of '{cls.name}' on {dataset} sets "
                                   f"'{stale[0]}', which the method no longer has; run "
                                   "`unlearnlab tune` again")
         else:
             chosen = dict(cls.presets.get(preset, {}))
         by_dataset = chosen.pop("by_dataset", {})
-        if preset not in ("default", TUNED):
+        if preset not in ("default", TUNED, AUTO):
             base = cls.defaults  # a named preset starts from the generic defaults
         else:  # the tuned parameters were searched on top of the dataset's defaults
             base = dict(cls.defaults)

@@ -1,5 +1,7 @@
 """The ``tuned`` preset: the best trial of ``unlearnlab tune`` per method and dataset, read from
-``<data root>/presets/tuned.json`` first, then from the presets shipped with the package."""
+``<data root>/presets/tuned.json`` first, then from the presets shipped with the package. The
+``auto`` preset (``unlearnlab.auto_preset``) takes that entry when it was tuned on the run's
+scenario, and otherwise searches before the run."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ if TYPE_CHECKING:
     from .base import UnlearningMethod
 
 TUNED = "tuned"
+AUTO = "auto"
 TUNED_FILE = Path("presets") / "tuned.json"
 SHIPPED_TUNED = Path(__file__).with_name("tuned_presets.json")
 
@@ -43,11 +46,10 @@ def read_tuned(path: Path) -> dict:
     return content
 
 
-def find_tuned(method: str, dataset: str | None, data_dir=None) -> tuple[Path, dict]:
+def lookup_tuned(method: str, dataset: str, data_dir=None) -> tuple[Path, dict] | None:
     """The first tuned-preset file (``tuned_files``) with an entry for ``method`` on
-    ``dataset``, and that entry: {"params": ..., "study": ..., "value": ..., ...}."""
-    if not dataset:
-        raise ConfigError(f"preset '{TUNED}' of method '{method}' is per dataset: name one")
+    ``dataset``, and that entry; None when no file has one (a malformed file or entry is a
+    ``ConfigError``)."""
     for path in tuned_files(data_dir):
         by_dataset = read_tuned(path).get(method)
         if by_dataset is not None and not isinstance(by_dataset, dict):
@@ -59,6 +61,17 @@ def find_tuned(method: str, dataset: str | None, data_dir=None) -> tuple[Path, d
                 raise ConfigError(f"tuned presets '{path}': entry {method}/{dataset} has no "
                                   "params; run `unlearnlab tune` again")
             return path, entry
+    return None
+
+
+def find_tuned(method: str, dataset: str | None, data_dir=None) -> tuple[Path, dict]:
+    """The first tuned-preset file (``tuned_files``) with an entry for ``method`` on
+    ``dataset``, and that entry: {"params": ..., "study": ..., "value": ..., ...}."""
+    if not dataset:
+        raise ConfigError(f"preset '{TUNED}' of method '{method}' is per dataset: name one")
+    found = lookup_tuned(method, dataset, data_dir)
+    if found is not None:
+        return found
     raise ConfigError(f"no tuned preset for method '{method}' on {dataset}: run `unlearnlab tune "
                       f"--method {method} --dataset {dataset} ...` first (looked in "
                       f"{', '.join(str(p) for p in tuned_files(data_dir))})")

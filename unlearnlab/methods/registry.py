@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .base import UnlearningMethod
-from .presets import tuned_params
+from .presets import AUTO, tuned_params
 
 ENTRY_POINT_GROUP = "unlearnlab.methods"
 
@@ -124,11 +124,13 @@ def get_method(name: str) -> type[UnlearningMethod]:
 
 def create(method: str | type[UnlearningMethod], *, preset: str = "default",
            dataset: str | None = None, scenario: str | None = None, arch: str | None = None,
-           data_dir=None, params: Mapping[str, Any] | None = None) -> UnlearningMethod:
+           data_dir=None, params: Mapping[str, Any] | None = None,
+           auto: Mapping[str, Any] | None = None) -> UnlearningMethod:
     """Build ``method`` (a registry key, ``package.module:ClassName`` or a class) with the
     hyperparameters of ``preset`` for ``dataset``, ``scenario`` kind and ``arch``, ``params``
     on top (``UnlearningMethod.resolve_params``). Preset ``tuned`` reads the tuned-preset file
-    (``presets.tuned_files``: the data root ``data_dir``, then the package)."""
+    (``presets.tuned_files``: the data root ``data_dir``, then the package); preset ``auto``
+    takes ``auto``, the values its search chose (``auto_preset.resolve``)."""
     if isinstance(method, type):
         cls = _check_method_class(method, origin(method))
     elif isinstance(method, str):
@@ -136,11 +138,21 @@ def create(method: str | type[UnlearningMethod], *, preset: str = "default",
     else:
         raise ConfigError(f"method must be a registry key, package.module:ClassName or a "
                           f"class, got {method!r}")
+    if auto is not None and preset != AUTO:
+        raise ConfigError(f"auto= holds the values of preset '{AUTO}', not of preset "
+                          f"'{preset}': pass preset='{AUTO}' or leave auto out")
     tuned = None
-    if cls.check_preset(preset):
+    if cls.searched(preset):
         cls.check_names(params or {})
-        cls.check_tunable()
-        tuned = tuned_params(cls, dataset, data_dir)
+        cls.check_tunable(preset)
+        if preset == AUTO:
+            if auto is None:
+                raise ConfigError(f"preset '{AUTO}' searches before the run it serves: use it "
+                                  "with `unlearnlab run` or `unlearnlab compare` (or "
+                                  "unlearnlab.run / compare), or pass its values as auto=")
+            tuned = dict(auto)
+        else:
+            tuned = tuned_params(cls, dataset, data_dir)
     return cls(cls.resolve_params(preset, dataset, scenario, arch, tuned, params), preset)
 
 
