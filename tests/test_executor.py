@@ -145,10 +145,13 @@ COMPARE_RECORDS = runpy.run_path(os.path.join(REPO, "scripts", "compare_records.
 
 @two_cores
 def test_local_and_process_give_identical_records_and_forget_quality(tmp_path, caplog):
-    """Both sides train at one thread (conftest; a worker of process:2 at min(1, cores // 2)):
-    every record, row, KL matrix, eps and F equal, timings and paths aside. The parent of the
-    process side trains and unlearns nothing: it finds every model in the cache."""
-    assert parse_executor("process:2").threads == torch.get_num_threads() == 1
+    """Both sides train at this process's thread count (conftest: 1; a worker of process:2
+    trains at min(that, cores // 2)): every record, row, KL matrix, eps and F equal, timings
+    and paths aside. The parent of the process side trains and unlearns nothing: it finds
+    every model in the cache."""
+    if parse_executor("process:2").threads != torch.get_num_threads():
+        pytest.skip("OMP_NUM_THREADS exceeds half the cores: the sides train at different "
+                    "thread counts (docs/scaling.md)")
     methods = ["gradient_ascent", "finetune"]
     comparisons, studies = {}, {}
     for spec in ("local", "process:2"):
