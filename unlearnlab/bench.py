@@ -22,6 +22,7 @@ from .compare import (
 )
 from .config import RunConfig
 from .errors import ConfigError
+from .executor import Executor, check_fresh, open_executor
 from .forget import parse_forget
 from .methods import get_method, list_methods
 from .outputs import atomic_path, output_folder
@@ -64,7 +65,7 @@ OUTPUT_NAMES = ("leaderboard.md", "leaderboard.csv", ".*.tmp", "mnist-*", "fashi
 def bench(cfg: RunConfig, methods: list[str] | None = None, seeds: int = 5,
           out: Path | None = None,
           scenarios: tuple[tuple[str, str, str | None], ...] = STANDARD_SCENARIOS,
-          forget_quality_models: int = 0) -> pd.DataFrame:
+          forget_quality_models: int = 0, executor: str | Executor = "local") -> pd.DataFrame:
     """Run ``compare`` for every scenario (writing each under ``out/<scenario>``) with the
     methods (registry keys or ``module:Class``) meant for its kind
     (``UnlearningMethod.scenarios``) and return one row per
@@ -78,7 +79,9 @@ def bench(cfg: RunConfig, methods: list[str] | None = None, seeds: int = 5,
     method under ``out/<scenario>/forget_quality/``.
 
     Every scenario and its methods are checked (as in ``compare``) before the first model is
-    trained, and ``out`` is written whole or not at all (``outputs.output_folder``)."""
+    trained, and ``out`` is written whole or not at all (``outputs.output_folder``).
+    ``executor`` (``executor.parse_executor``) runs every comparison's and forget-quality
+    study's training and unlearning; one pool of workers serves them all."""
     if methods is None or (isinstance(methods, list | tuple) and not methods):
         methods = list_methods()
     check_inputs(cfg, methods, seeds, out, "default")
@@ -100,18 +103,21 @@ def bench(cfg: RunConfig, methods: list[str] | None = None, seeds: int = 5,
         if not any(_is_random(scenario) for _, scenario, _ in plan):
             raise ConfigError("--forget-quality scores random-forgetting scenarios and the bench "
                               "has none; add one or leave --forget-quality out")
-    if out is None:
-        return _bench(plan, seeds, None, cfg.quick, forget_quality_models)
-    check_out_not_data(Path(out), cfg.data_dir, "bench")
-    with output_folder(Path(out), "bench", OUTPUT_NAMES) as folder:
-        return _bench(plan, seeds, folder, cfg.quick, forget_quality_models)
+    with open_executor(executor) as pool:
+        check_fresh(pool, cfg.reuse)
+        if out is None:
+            return _bench(plan, seeds, None, cfg.quick, forget_quality_models, pool)
+        check_out_not_data(Path(out), cfg.data_dir, "bench")
+        with output_folder(Path(out), "bench", OUTPUT_NAMES) as folder:
+            return _bench(plan, seeds, folder, cfg.quick, forget_quality_models, pool)
 
 
 def _is_random(scenario: RunConfig) -> bool:
     return parse_forget(scenario.forget).scenario == "random"
 
 
-def forget_quality_rows(plan: list, n_models: int, out: Path | None) -> pd.DataFrame:
+def forget_quality_rows(plan: list, n_models: int, out: Path | None,
+                        executor: str | Executor = "local") -> pd.DataFrame:
     """One row per (random-forgetting scenario, method or reference): F, the final score, the
     avg |z| of the unlearned side and the median eps, with ``n_models`` models per side; each
     study's bundle under ``out/<scenario>/forget_quality/<method>``."""
@@ -120,7 +126,7 @@ def forget_quality_rows(plan: list, n_models: int, out: Path | None) -> pd.DataF
         if not _is_random(scenario):
             continue
         for method in (*ensemble.REFERENCES, *chosen):
-            record = ensemble.study(scenario, method, n_models)
+            record = ensemble.study(scenario, method, n_models, executor=executor)
             label = str(method).replace(":", "-").replace(".", "-")
             if out is not None:
                 record = ensemble.write_bundle(Path(out) / name / "forget_quality" / label,
@@ -132,13 +138,14 @@ def forget_quality_rows(plan: list, n_models: int, out: Path | None) -> pd.DataF
 
 
 def _bench(plan: list, seeds: int, out: Path | None, quick: bool,
-           forget_quality_models: int = 0) -> pd.DataFrame:
+           forget_quality_models: int = 0, executor: str | Executor = "local") -> pd.DataFrame:
     """``bench``'s work: every scenario checked first, then compared; writes into ``out``."""
     firsts = [check_scenario(scenario, chosen, "default") for _, scenario, chosen in plan]
     frames = []
     for (name, scenario, chosen), first in zip(plan, firsts, strict=True):
         comparison = run_comparison(scenario, chosen, seeds,
-                                    None if out is None else Path(out) / name, "default", first)
+                                    None if out is None else Path(out) / name, "default", first,
+                                    executor)
         rows = comparison.rows[~comparison.rows["model"].isin(BASELINES)]
         rows = rows.rename(columns={"model": "method"})
         rows.insert(0, "scenario", name)
@@ -147,7 +154,7 @@ def _bench(plan: list, seeds: int, out: Path | None, quick: bool,
     rows = pd.concat(frames, ignore_index=True)
     quality = None
     if forget_quality_models:
-        quality = forget_quality_rows(plan, forget_quality_models, out)
+        quality = forget_quality_rows(plan, forget_quality_models, out, executor)
         rows = rows.merge(quality[["scenario", "method", "forget_quality", "final_score"]],
                           on=["scenario", "method"], how="left")
     if out is not None:

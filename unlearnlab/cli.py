@@ -15,6 +15,7 @@ from .config import RunConfig
 from .data import data_root, list_datasets, load_dataset
 from .data.builtin import IDX_FILES
 from .errors import BundleError, ConfigError, DataError, UnlearnlabError
+from .executor import parse_executor
 from .experiment import check_data_root, check_method, run
 from .figures import cli as figures_cli
 from .methods import coerce_params, get_method, list_methods, parse_set_options
@@ -48,6 +49,15 @@ def _where() -> argparse.ArgumentParser:
     w.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                    help="show tracebacks")
     return w
+
+
+def _executor() -> argparse.ArgumentParser:
+    """Where the training and unlearning jobs of compare, bench and forget-quality run."""
+    e = argparse.ArgumentParser(add_help=False)
+    e.add_argument("--executor", default="local", metavar="local|process:N",
+                   help="local: one job after another in this process (default); process:N: "
+                   "N worker processes on this machine (docs/scaling.md)")
+    return e
 
 
 def _scenario() -> argparse.ArgumentParser:
@@ -94,13 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="method hyperparameter (repeatable)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="write the JSON record here")
-    c = sub.add_parser("compare", parents=[common],
+    c = sub.add_parser("compare", parents=[common, _executor()],
                        help="baseline ensembles and methods over N seeds, with summary tables")
     c.add_argument("--methods", required=True,
                    help="comma-separated registry keys or package.module:Class")
     c.add_argument("--seeds", type=int, default=5, help="ensemble size (seeds 0..N-1)")
     c.add_argument("--out", type=Path, required=True, help="output folder")
-    b = sub.add_parser("bench", parents=[_where()],
+    b = sub.add_parser("bench", parents=[_where(), _executor()],
                        help="every method on the standard scenarios over N seeds: a "
                        "leaderboard by average gap to the retrained ensemble")
     b.add_argument("--methods", default=None, help="comma-separated registry keys or "
@@ -131,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--data-dir", default=None)
     d.add_argument("--quick", action="store_true")
     d.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
-    q = sub.add_parser("forget-quality", parents=[common],
+    q = sub.add_parser("forget-quality", parents=[common, _executor()],
                        help="the NeurIPS 2023 challenge's per-example forget-quality score: N "
                        "unlearned against N retrained models")
     q.add_argument("--method", required=True, help="a method (registry key or "
@@ -182,8 +192,9 @@ def cmd_compare(args) -> int:
     if not methods:
         raise ConfigError("--methods is empty: name at least one method, e.g. gemu,gefeu")
     # compare checks the methods (each once), the seeds and --out before any work.
-    comparison = compare(_config(args, method=methods[0]), methods, args.seeds, args.out,
-                         args.preset)
+    with parse_executor(args.executor) as pool:
+        comparison = compare(_config(args, method=methods[0]), methods, args.seeds, args.out,
+                             args.preset, pool)
     print(markdown(comparison.summary(), f"{args.dataset} · forget {args.forget}"))
     print(f"wrote {args.out}/results.csv, summary.md, kl.json and one JSON record per run")
     return 0
@@ -196,8 +207,9 @@ def cmd_bench(args) -> int:
         if not methods:
             raise ConfigError("--methods is empty: name at least one method or leave it out")
     cfg = RunConfig(quick=args.quick, data_dir=args.data_dir, device=args.device)
-    rows = bench(cfg, methods, args.seeds, args.out,
-                 forget_quality_models=args.forget_quality)
+    with parse_executor(args.executor) as pool:
+        rows = bench(cfg, methods, args.seeds, args.out,
+                     forget_quality_models=args.forget_quality, executor=pool)
     print(leaderboard_markdown(rows, args.seeds, args.quick))
     print(f"wrote {args.out}/leaderboard.md, leaderboard.csv and one folder per scenario")
     return 0
@@ -248,6 +260,7 @@ def cmd_tune(args) -> int:
 def cmd_forget_quality(args) -> int:
     from . import ensemble
 
+    pool = parse_executor(args.executor)
     reference = args.method in ensemble.REFERENCES
     params = {} if reference else coerce_params(get_method(args.method),
                                                  parse_set_options(args.sets))
@@ -263,8 +276,10 @@ def cmd_forget_quality(args) -> int:
     out = args.out or ensemble.default_folder(cfg, args.method, args.models, args.together)
     check_folder_target(out, "--out")
     check_data_root(cfg.data_dir)
-    record = ensemble.write_bundle(out, ensemble.study(cfg, args.method, args.models,
-                                                       together=args.together))
+    with pool:
+        record = ensemble.study(cfg, args.method, args.models, together=args.together,
+                                executor=pool)
+    record = ensemble.write_bundle(out, record)
     if args.json:
         write_json(args.json, record)
     print(ensemble.summary(record))

@@ -15,12 +15,14 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from . import metrics
+from . import cache, metrics
 from .auto_preset import auto_presets
 from .config import RunConfig
 from .data import data_root
-from .errors import ConfigError
+from .errors import ConfigError, DivergenceError
+from .executor import Executor, check_fresh, open_executor
 from .experiment import check_data_root, check_method, check_task, prepare, run_method
+from .methods import create
 from .metrics import kl_matrix
 from .outputs import atomic_path, output_folder, write_json
 from .scenario import Scenario, build_scenario
@@ -81,7 +83,7 @@ OUTPUT_NAMES = ("results.csv", "summary.md", "kl.json", "*_seed*.json", ".*.tmp"
 
 
 def compare(cfg: RunConfig, methods: list[str], seeds: int, out: Path | None = None,
-            preset: str = "default") -> Comparison:
+            preset: str = "default", executor: str | Executor = "local") -> Comparison:
     """Run every method (a registry key or ``module:Class``; rows and files are named by the
     method's ``name``) on seeds 0..seeds-1 and (with ``out``) write the records, a CSV, the KL
     matrices and a markdown summary there.
@@ -89,15 +91,19 @@ def compare(cfg: RunConfig, methods: list[str], seeds: int, out: Path | None = N
     Everything is checked before any model is trained: the inputs' types, the methods and
     their parameters (also against the data: ``UnlearningMethod.check_task``), ``out`` and the
     data root's folders. ``out`` is written whole or not at all (``outputs.output_folder``): an
-    interrupted comparison leaves an earlier output there untouched."""
+    interrupted comparison leaves an earlier output there untouched. ``executor``
+    (``executor.parse_executor``) runs the seeds' training and unlearning
+    (``run_comparison``)."""
     check_inputs(cfg, methods, seeds, out, preset)
-    if out is None:
-        return run_comparison(cfg, methods, seeds, None, preset, check_scenario(cfg, methods,
-                                                                               preset))
-    check_out_not_data(Path(out), cfg.data_dir, "compare")
-    with output_folder(Path(out), "compare", OUTPUT_NAMES) as folder:
-        first = check_scenario(cfg, methods, preset)
-        return run_comparison(cfg, methods, seeds, folder, preset, first)
+    with open_executor(executor) as pool:
+        check_fresh(pool, cfg.reuse)
+        if out is None:
+            return run_comparison(cfg, methods, seeds, None, preset,
+                                  check_scenario(cfg, methods, preset), pool)
+        check_out_not_data(Path(out), cfg.data_dir, "compare")
+        with output_folder(Path(out), "compare", OUTPUT_NAMES) as folder:
+            first = check_scenario(cfg, methods, preset)
+            return run_comparison(cfg, methods, seeds, folder, preset, first, pool)
 
 
 def check_inputs(cfg, methods, seeds, out, preset) -> None:
@@ -142,11 +148,23 @@ def check_scenario(cfg: RunConfig, methods, preset: str) -> Scenario:
 
 
 def run_comparison(cfg: RunConfig, methods, seeds: int, out: Path | None, preset: str,
-                   first: Scenario) -> Comparison:
+                   first: Scenario, executor: str | Executor = "local") -> Comparison:
     """``compare``'s work once checked, writing straight into ``out`` (a folder of its own);
-    ``first`` is seed 0's scenario."""
-    rows, records, kls, all_models, histories = [], [], {}, {}, {}
+    ``first`` is seed 0's scenario.
+
+    With workers (``process:N``), each seed is first a job on them (``warm_seed``: its
+    baselines trained and evaluated, every method run, into the caches), then the sequential
+    loop below finds every model and baseline evaluation in the caches and assesses the
+    methods, builds the records, the KL matrices and the models kept for the figures here: the
+    cache is the only thing the two share, so the records cannot depend on the executor."""
     autos = auto_presets(cfg, methods, preset)  # preset auto: found or searched once per method
+    with open_executor(executor) as pool:
+        check_fresh(pool, cfg.reuse)
+        if not pool.in_process:
+            pool.map(warm_seed, [(replace(cfg, seed=seed), tuple(methods), preset,
+                                  {m: a.params for m, a in autos.items()})
+                                 for seed in range(seeds)])
+    rows, records, kls, all_models, histories = [], [], {}, {}, {}
     for seed in range(seeds):
         names = []
         base = prepare(replace(cfg, seed=seed), untrained=True,
@@ -180,6 +198,24 @@ def run_comparison(cfg: RunConfig, methods, seeds: int, out: Path | None, preset
     if out is not None:
         write_outputs(comparison, Path(out), cfg)
     return comparison
+
+
+def warm_seed(job: tuple[RunConfig, tuple, str, dict]) -> None:
+    """A worker's job: one seed's baselines trained and evaluated and each method run on its
+    original, into the caches, by the calls ``run_comparison``'s loop makes (``prepare``, then
+    ``cache.unlearn_or_load`` as ``run_method`` does), so that the loop then finds them;
+    ``autos``: preset ``auto``'s values per method, found once before the jobs."""
+    cfg, methods, preset, autos = job
+    base = prepare(cfg, untrained=True)
+    sc = base.scenario
+    for name in methods:
+        method = create(name, preset=preset, dataset=sc.dataset.name, scenario=sc.kind,
+                        arch=sc.arch, data_dir=cfg.data_dir, params=None,
+                        auto=autos.get(name))
+        try:
+            cache.unlearn_or_load(sc, method, base.models["original"], base.digests["original"])
+        except DivergenceError:
+            pass  # nothing is cached; the loop runs the method again and records the divergence
 
 
 def _flat(evaluation: dict) -> dict:

@@ -30,6 +30,7 @@ from torch import nn
 from . import cache, forget_quality
 from .config import RunConfig
 from .errors import BundleError, ConfigError
+from .executor import Executor, check_fresh, open_executor
 from .methods import create
 from .record import versions
 from .scenario import Scenario, build_scenario
@@ -77,6 +78,55 @@ def _unlearned_side(sc: Scenario, method, n: int) -> tuple[list[nn.Module], floa
     return models, seconds, meta
 
 
+# A worker's last scenario: its jobs of one study share it (building it reads the dataset).
+_WORKER_SCENARIO: list = []
+
+
+def _worker_scenario(cfg: RunConfig) -> Scenario:
+    if not (_WORKER_SCENARIO and _WORKER_SCENARIO[0] == cfg):
+        _WORKER_SCENARIO[:] = [cfg, build_scenario(cfg)]
+    return _WORKER_SCENARIO[1]
+
+
+def _unlearner(method, cfg: RunConfig, sc: Scenario):
+    return create(method, preset=cfg.preset, dataset=sc.dataset.name, scenario=sc.kind,
+                  arch=sc.arch, data_dir=cfg.data_dir, params=cfg.params)
+
+
+def train_job(job: tuple[RunConfig, str, int]) -> float:
+    """A worker's job: train (or find) the ``role`` model of model seed ``seed`` in the cache;
+    returns its training seconds."""
+    cfg, role, seed = job
+    _, meta = cache.train_or_load(with_model_seed(_worker_scenario(cfg), seed), role)
+    return meta["seconds"]
+
+
+def unlearn_job(job: tuple[RunConfig, object, int]) -> float:
+    """A worker's job: run ``method`` on the cached original with unlearning seed ``seed`` (or
+    find the result) in the cache; returns its unlearning seconds."""
+    cfg, method, seed = job
+    sc = _worker_scenario(cfg)
+    original, meta = cache.train_or_load(sc, "original")
+    _, meta_u = cache.unlearn_or_load(sc, _unlearner(method, cfg, sc), original, meta["digest"],
+                                      seed=seed)
+    return meta_u["seconds"]
+
+
+def warm(executor: Executor, cfg: RunConfig, sc: Scenario, method, n: int) -> None:
+    """Train and unlearn every model of a study that the cache lacks on ``executor``'s workers
+    (the same calls as the sequential code, so that it then finds each one): first the
+    retrained side, the reference side or the original, then the N unlearning runs."""
+    training = [("retrained", seed) for seed in range(n)]
+    if method in REFERENCES:
+        role = "retrained" if method == "retrain" else "original"
+        training += [(role, seed) for seed in range(n, 2 * n)]
+    else:
+        training.append(("original", sc.model_seed))
+    executor.map(train_job, [(cfg, role, seed) for role, seed in dict.fromkeys(training)])
+    if method not in REFERENCES:
+        executor.map(unlearn_job, [(cfg, method, seed) for seed in range(n)])
+
+
 def _accuracy(models: list[nn.Module], x: torch.Tensor, y: torch.Tensor,
               device) -> np.ndarray:
     return np.array([float((predict(m, x, device=device).argmax(1) == y).double().mean())
@@ -89,24 +139,36 @@ def _confidences(models: list[nn.Module], x: torch.Tensor, y: torch.Tensor,
     return forget_quality.logit_confidence(logits.numpy(), y.numpy())
 
 
-def study(cfg: RunConfig, method, n_models: int, together: bool = False) -> dict:
+def study(cfg: RunConfig, method, n_models: int, together: bool = False,
+          executor: str | Executor = "local") -> dict:
     """Score ``method`` (a registry key, ``module:Class``, a class, or one of ``REFERENCES``)
     on ``cfg``'s scenario with ``n_models`` models per side. Returns the record: forget
     quality F, final score, per side the retain / test / forget accuracies (mean and std) and
     seconds, and ``arrays`` (per-example eps and both sides' confidences) for the bundle.
     ``together``: the retrained (and reference) models missing from the cache are trained
-    together (``cache.train_or_load_together``) instead of one after the other."""
+    together (``cache.train_or_load_together``) instead of one after the other.
+    ``executor`` (``executor.parse_executor``): with ``process:N`` the models the cache lacks
+    are trained and unlearned on its workers first (``warm``), then loaded here from the
+    cache; ``together`` is refused with it."""
     check(method, n_models)
-    sc = build_scenario(cfg)
-    n = n_models
-    name = method if method in REFERENCES else None
-    unlearner = None
-    if name is None:
-        unlearner = create(method, preset=cfg.preset, dataset=sc.dataset.name,
-                           scenario=sc.kind, arch=sc.arch, data_dir=cfg.data_dir,
-                           params=cfg.params)
-        name = unlearner.name
-    start = time.perf_counter()
+    with open_executor(executor) as pool:
+        check_fresh(pool, cfg.reuse)
+        if together and not pool.in_process:
+            raise ConfigError(f"--together trains a side as one batched model in one process; "
+                              f"with --executor {pool.spec} leave --together out (the workers "
+                              "train the models apart), or use --executor local")
+        sc = build_scenario(cfg)
+        unlearner = None if method in REFERENCES else _unlearner(method, cfg, sc)
+        start = time.perf_counter()
+        if not pool.in_process:
+            warm(pool, cfg, sc, method, n_models)
+        return _study(cfg, sc, method, unlearner, n_models, together, start)
+
+
+def _study(cfg: RunConfig, sc: Scenario, method, unlearner, n: int, together: bool,
+           start: float) -> dict:
+    """``study``'s scoring, every model trained, unlearned or loaded here through the cache."""
+    name = method if unlearner is None else unlearner.name
     retrained, seconds_r = _side(sc, "retrained", range(n), together)
     if method == "retrain":
         side, seconds_u = _side(sc, "retrained", range(n, 2 * n), together)

@@ -38,3 +38,7 @@ class BundleError(ConfigError):
 
 class DivergenceError(UnlearnlabError):
     """Training or unlearning produced a non-finite loss."""
+
+
+class ExecutorError(UnlearnlabError):
+    """A worker process of ``--executor process:N`` died before finishing its job."""
