@@ -189,6 +189,17 @@ def test_local_and_process_give_identical_records_and_forget_quality(tmp_path, c
     assert s["z"] == t["z"] and s["z_gap"] == t["z_gap"]
 
 
+def test_preset_auto_is_searched_once_before_the_worker_jobs(tmp_path, caplog):
+    """The workers unlearn with preset auto's values (found in the parent first), so the
+    parent's loop finds every unlearned model in the cache."""
+    with caplog.at_level(logging.INFO, logger="unlearnlab"):
+        comparison = compare(digits(tmp_path / "data"), ["finetune"], 2, tmp_path / "out",
+                             preset="auto", executor="process:2")
+    assert not [r.message for r in caplog.records if r.message.startswith("unlearning with")]
+    records = [r for r in comparison.records if r["method"] == "finetune"]
+    assert len(records) == 2 and all(r["auto_preset"]["source"] == "search" for r in records)
+
+
 # --- the command line -------------------------------------------------------------------------
 
 def cli(*args, root) -> subprocess.CompletedProcess:
