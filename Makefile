@@ -37,7 +37,7 @@ demo: venv data
 figures: venv data
 	$(PY) -m unlearnlab figures class-forgetting --out assets
 
-# The leaderboard: every method on the standard scenarios, 5 seeds (about 30 min on 2 cores).
+# The leaderboard: every method on the six standard scenarios, 5 seeds (about 45 min on 2 cores).
 bench: venv data
 	$(PY) -m unlearnlab bench --seeds 5 --out results/bench
 
