@@ -127,10 +127,9 @@ def forget_quality_rows(plan: list, n_models: int, out: Path | None,
             continue
         for method in (*ensemble.REFERENCES, *chosen):
             record = ensemble.study(scenario, method, n_models, executor=executor)
-            label = str(method).replace(":", "-").replace(".", "-")
             if out is not None:
-                record = ensemble.write_bundle(Path(out) / name / "forget_quality" / label,
-                                               record)
+                record = ensemble.write_bundle(
+                    Path(out) / name / "forget_quality" / ensemble.folder_name(method), record)
             rows.append({"scenario": name, "method": record["method"], "models": n_models,
                          **{k: record[k] for k in ("forget_quality", "final_score", "z_gap",
                                                    "epsilon_median", "seconds_total")}})

@@ -230,9 +230,13 @@ def default_folder(cfg: RunConfig, method: str, n_models: int, together: bool = 
 
     key = config_key({**dataclasses.asdict(cfg), "data_dir": None, "method": str(method),
                       "models": n_models, **({"together": True} if together else {})})
-    name = str(method).replace(":", "-").replace(".", "-")
     return data_root(cfg.data_dir) / "forget_quality" / cfg.dataset / (
-        f"{name}-n{n_models}-seed{cfg.seed}-{key}")
+        f"{folder_name(method)}-n{n_models}-seed{cfg.seed}-{key}")
+
+
+def folder_name(method) -> str:
+    """A method (registry key, ``module:Class`` or reference) as a folder name."""
+    return str(method).replace(":", "-").replace(".", "-")
 
 
 def write_bundle(folder, record: dict) -> dict:
