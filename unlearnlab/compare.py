@@ -21,8 +21,14 @@ from .config import RunConfig
 from .data import data_root
 from .errors import ConfigError, DivergenceError
 from .executor import Executor, check_fresh, open_executor
-from .experiment import check_data_root, check_method, check_task, prepare, run_method
-from .methods import create
+from .experiment import (
+    check_data_root,
+    check_method,
+    check_task,
+    create_for,
+    prepare,
+    run_method,
+)
 from .metrics import kl_matrix
 from .outputs import atomic_path, output_folder, write_json
 from .scenario import Scenario, build_scenario
@@ -209,9 +215,7 @@ def warm_seed(job: tuple[RunConfig, tuple, str, dict]) -> None:
     base = prepare(cfg, untrained=True)
     sc = base.scenario
     for name in methods:
-        method = create(name, preset=preset, dataset=sc.dataset.name, scenario=sc.kind,
-                        arch=sc.arch, data_dir=cfg.data_dir, params=None,
-                        auto=autos.get(name))
+        method = create_for(sc, name, preset, auto=autos.get(name))
         try:
             cache.unlearn_or_load(sc, method, base.models["original"], base.digests["original"])
         except DivergenceError:

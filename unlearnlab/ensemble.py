@@ -31,7 +31,7 @@ from . import cache, forget_quality
 from .config import RunConfig
 from .errors import BundleError, ConfigError
 from .executor import Executor, check_fresh, open_executor
-from .methods import create
+from .experiment import create_for
 from .record import versions
 from .scenario import Scenario, build_scenario
 from .training import predict
@@ -89,8 +89,7 @@ def _worker_scenario(cfg: RunConfig) -> Scenario:
 
 
 def _unlearner(method, cfg: RunConfig, sc: Scenario):
-    return create(method, preset=cfg.preset, dataset=sc.dataset.name, scenario=sc.kind,
-                  arch=sc.arch, data_dir=cfg.data_dir, params=cfg.params)
+    return create_for(sc, method, cfg.preset, cfg.params)
 
 
 def train_job(job: tuple[RunConfig, str, int]) -> float:

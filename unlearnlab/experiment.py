@@ -160,6 +160,13 @@ def unlearn_and_assess(base: Baselines, method, cached: bool = True
     return model, meta, evaluation, outputs
 
 
+def create_for(sc: Scenario, method, preset: str = "default", params=None, auto=None):
+    """``methods.create`` for ``sc``'s dataset, scenario kind, architecture and data root
+    (``auto``: preset auto's values)."""
+    return create(method, preset=preset, dataset=sc.dataset.name, scenario=sc.kind,
+                  arch=sc.arch, data_dir=sc.config.data_dir, params=params, auto=auto)
+
+
 def run_method(base: Baselines, name, params: dict | None = None,
                preset: str = "default", bundle_folder: Path | None = None,
                auto: AutoPreset | None = None) -> RunResult:
@@ -169,9 +176,7 @@ def run_method(base: Baselines, name, params: dict | None = None,
     ``auto``, its resolved values (``auto_preset.resolve``), which the record names as
     ``auto_preset``."""
     sc = base.scenario
-    method = create(name, preset=preset, dataset=sc.dataset.name, scenario=sc.kind,
-                    arch=sc.arch, data_dir=sc.config.data_dir, params=params,
-                    auto=None if auto is None else auto.params)
+    method = create_for(sc, name, preset, params, None if auto is None else auto.params)
     original, retrained = base.models["original"], base.models["retrained"]
     unlearned, meta_u, evaluation, outputs = unlearn_and_assess(base, method)
     evaluations = {"original": base.evaluations["original"],

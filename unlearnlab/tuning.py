@@ -43,7 +43,14 @@ import numpy as np
 from .config import MAX_SEED, RunConfig
 from .data import data_root, dataset_spec
 from .errors import ConfigError
-from .experiment import Baselines, check_data_root, check_task, prepare, unlearn_and_assess
+from .experiment import (
+    Baselines,
+    check_data_root,
+    check_task,
+    create_for,
+    prepare,
+    unlearn_and_assess,
+)
 from .forget import parse_forget
 from .methods import create, get_method
 from .methods.presets import TUNED_FILE
@@ -227,8 +234,7 @@ def evaluate(bases: list[Baselines], method: str, params: dict) -> dict:
     gaps, evaluations, diverged = [], [], []
     for base in bases:
         sc = base.scenario
-        unlearner = create(method, dataset=sc.dataset.name, scenario=sc.kind,
-                           arch=sc.arch, params=params)
+        unlearner = create_for(sc, method, params=params)
         _, _, evaluation, _ = unlearn_and_assess(base, unlearner, cached=False)
         evaluations.append(evaluation)
         if evaluation is None:
