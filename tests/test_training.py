@@ -12,8 +12,11 @@ from unlearnlab.errors import ConfigError, DivergenceError
 from unlearnlab.evaluation import mean_cross_entropy
 from unlearnlab.models import create_model
 from unlearnlab.training import (
+    SGD_MOMENTUM,
+    Recipe,
     adam,
     fit,
+    make_optimizer,
     pick_device,
     predict,
     seed_everything,
@@ -220,3 +223,35 @@ def test_fit_ensemble_names_the_model_that_diverged(data):
     with pytest.raises(DivergenceError, match="model 0 .seed 5. became nan in epoch 1"):
         fit_ensemble([new(), new()], x, data.train.y, epochs=2, batch_size=32, lr=1e-3,
                      seeds=[5, 6])
+
+
+def test_sgd_with_momentum_trains_and_differs_from_adam(data):
+    weights = {}
+    for name in ("adam", "sgd"):
+        model = new()
+        history = fit(model, data.train.x, data.train.y, epochs=3, batch_size=32, lr=0.05 if
+                      name == "sgd" else 1e-3, seed=0, optimizer=name, weight_decay=5e-4)
+        assert history[-1]["loss"] < history[0]["loss"] / 2
+        weights[name] = next(model.parameters()).detach().clone()
+    assert not torch.equal(weights["adam"], weights["sgd"])
+
+
+def test_make_optimizer_builds_the_named_rule_and_rejects_others():
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    sgd = make_optimizer("sgd", params, 0.1, weight_decay=5e-4)
+    assert isinstance(sgd, torch.optim.SGD)
+    assert sgd.defaults["momentum"] == SGD_MOMENTUM and sgd.defaults["weight_decay"] == 5e-4
+    assert isinstance(make_optimizer("adam", params, 0.1), torch.optim.Adam)
+    with pytest.raises(ConfigError, match="unknown optimizer 'rmsprop'"):
+        make_optimizer("rmsprop", params, 0.1)
+    with pytest.raises(ConfigError, match="unknown optimizer 'lbfgs'"):
+        Recipe("mlp", epochs=1, batch_size=8, lr=0.1, optimizer="lbfgs")
+
+
+def test_fit_logs_a_line_per_epoch_when_no_bar_can_be_drawn(data, caplog):
+    caplog.set_level("INFO", logger="unlearnlab")
+    fit(new(), data.train.x, data.train.y, epochs=2, batch_size=64, lr=1e-3, seed=0,
+        desc="train original seed 0")
+    lines = [r.getMessage() for r in caplog.records]
+    assert [line.split(", loss")[0] for line in lines] == [
+        "train original seed 0: epoch 1/2", "train original seed 0: epoch 2/2"]

@@ -14,20 +14,21 @@ import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
-from tqdm import tqdm
 
 from .errors import ConfigError, DivergenceError
-from .training import adam
+from .progress import bar, step
+from .training import make_optimizer
 
 
 def fit_ensemble(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, epochs: int,
                  batch_size: int, lr: float, seeds: Sequence[int],
                  device: torch.device | str = "cpu", desc: str = "train",
-                 on_epoch: Callable[[nn.Module], dict] | None = None) -> list[list[dict]]:
+                 on_epoch: Callable[[nn.Module], dict] | None = None, optimizer: str = "adam",
+                 weight_decay: float = 0.0) -> list[list[dict]]:
     """Train ``models`` (one architecture) together, in place: the same recipe as ``fit`` for
     each model ``i`` with shuffle seed ``seeds[i]``, computed as one batched model
     (``torch.func.stack_module_state`` + ``vmap``) whose loss is the sum of the models' mean
-    cross-entropies, so that each model receives exactly its own gradient and Adam update.
+    cross-entropies, so that each model receives exactly its own gradient and optimiser update.
 
     Equal to ``fit`` up to float rounding per step (batched matrix products round
     differently); over many steps the rounding differences grow as in any chaotic training, so
@@ -48,7 +49,7 @@ def fit_ensemble(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, 
         return functional_call(template, (p, b), (xb,))
 
     batched = vmap(one_model)
-    optimizer = adam(list(params.values()), lr)
+    step_rule = make_optimizer(optimizer, list(params.values()), lr, weight_decay)
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     hard = y if y.dim() == 1 else y.argmax(1)
     m, n = len(models), len(y)
@@ -57,17 +58,16 @@ def fit_ensemble(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, 
         orders = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
         loss_sum = torch.zeros(m, device=device)
         correct = torch.zeros(m, device=device, dtype=torch.long)
-        for start in tqdm(range(0, n, batch_size), desc=f"{desc} x{m} {epoch}/{epochs}",
-                          leave=False, disable=None):
+        for start in bar(range(0, n, batch_size), desc=f"{desc} x{m} {epoch}/{epochs}"):
             idx = orders[:, start:start + batch_size]
             logits = batched(params, buffers, x[idx])
             targets = y[idx]
             losses = nn.functional.cross_entropy(
                 logits.flatten(0, 1), targets.flatten(0, 1), reduction="none").view(m, -1)
             per_model = losses.mean(1)
-            optimizer.zero_grad(set_to_none=True)
+            step_rule.zero_grad(set_to_none=True)
             per_model.sum().backward()
-            optimizer.step()
+            step_rule.step()
             loss_sum += per_model.detach() * idx.shape[1]
             correct += (logits.detach().argmax(2) == hard[idx]).sum(1)
         mean_loss = (loss_sum / n).tolist()
@@ -83,6 +83,7 @@ def fit_ensemble(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, 
                 entry.update(on_epoch(model.eval()))
                 model.train()
             histories[i].append(entry)
+        step("%s x%d: epoch %d/%d, mean loss %.4f", desc, m, epoch, epochs, sum(mean_loss) / m)
     for model in models:
         model.eval()
     return histories

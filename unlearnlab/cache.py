@@ -207,7 +207,8 @@ def train_or_load(sc: Scenario, role: str) -> tuple[nn.Module, dict]:
     start = time.perf_counter()
     history = fit(model, sc.train.x[rows], sc.train.y[rows], epochs=r.epochs,
                   batch_size=r.batch_size, lr=r.lr, seed=sc.model_seed, device=sc.device,
-                  desc=f"train {role}", on_epoch=_test_curve(sc))
+                  desc=f"train {role} seed {sc.model_seed}", on_epoch=_test_curve(sc),
+                  optimizer=r.optimizer, weight_decay=r.weight_decay)
     meta = {"config": config, "seconds": time.perf_counter() - start, "history": history,
             "train_samples": len(rows), "device": str(sc.device)}
     save_model(model_path(sc.root, config), model, meta)
@@ -239,7 +240,8 @@ def train_or_load_together(scs: Sequence[Scenario], role: str
         histories = fit_ensemble([models[i] for i in chunk], sc.train.x[rows], sc.train.y[rows],
                                  epochs=r.epochs, batch_size=r.batch_size, lr=r.lr,
                                  seeds=[scs[i].model_seed for i in chunk], device=sc.device,
-                                 desc=f"train {role}", on_epoch=_test_curve(sc))
+                                 desc=f"train {role}", on_epoch=_test_curve(sc),
+                                 optimizer=r.optimizer, weight_decay=r.weight_decay)
         seconds = (time.perf_counter() - start) / len(chunk)
         for i, history in zip(chunk, histories, strict=True):
             metas[i] = {"config": configs[i], "seconds": seconds, "history": history,

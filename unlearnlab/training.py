@@ -11,21 +11,29 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from .errors import ConfigError, DivergenceError
+from .progress import bar, step
 
 
 @dataclass(frozen=True)
 class Recipe:
     """How a model is trained from scratch. ``oversample`` = (class, factor) repeats one class
-    ``factor`` times in the training set, as seed A did (class 6 x 10)."""
+    ``factor`` times in the training set, as seed A did (class 6 x 10); ``optimizer`` is one of
+    ``OPTIMIZERS`` (``make_optimizer``)."""
 
     arch: str
     epochs: int
     batch_size: int
     lr: float
     oversample: tuple[int, int] | None = None
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"recipe of '{self.arch}': unknown optimizer '{self.optimizer}'; "
+                              f"use one of {', '.join(OPTIMIZERS)}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -66,11 +74,30 @@ def adam(params: Iterable[nn.Parameter], lr: float, **options) -> torch.optim.Ad
     return torch.optim.Adam(params, lr=lr, fused=True, **options)
 
 
+# SGD's momentum: the value of the unlearning papers' reference code that train with SGD.
+SGD_MOMENTUM = 0.9
+OPTIMIZERS = ("adam", "sgd")
+
+
+def make_optimizer(name: str, params: Iterable[nn.Parameter], lr: float,
+                   weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """``adam`` (``adam``, the lab's default) or ``sgd``: SGD with momentum ``SGD_MOMENTUM``,
+    the optimiser of most unlearning papers' code (e.g. SCRUB, SalUn, l1-sparse). Both with
+    L2 ``weight_decay`` added to the gradient (torch's ``weight_decay``)."""
+    if name == "adam":
+        return adam(params, lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=SGD_MOMENTUM, weight_decay=weight_decay)
+    raise ConfigError(f"unknown optimizer '{name}': use one of {', '.join(OPTIMIZERS)}")
+
+
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int,
         lr: float, seed: int | torch.Generator, device: torch.device | str = "cpu",
         params: Iterable[nn.Parameter] | None = None, desc: str = "train",
-        on_epoch: Callable[[nn.Module], dict] | None = None) -> list[dict]:
-    """Train ``model`` in place with Adam on mean cross-entropy over shuffled mini-batches.
+        on_epoch: Callable[[nn.Module], dict] | None = None, optimizer: str = "adam",
+        weight_decay: float = 0.0) -> list[dict]:
+    """Train ``model`` in place with ``optimizer`` (``make_optimizer``) on mean cross-entropy
+    over shuffled mini-batches.
 
     ``y`` holds class indices or, for soft labels, probability vectors (accuracy is then
     measured against their argmax). ``seed`` seeds the shuffles, or is a ``torch.Generator``
@@ -84,7 +111,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batc
     model.to(device)
     x, y = x.to(device), y.to(device)
     params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
-    optimizer = adam(params, lr)
+    step_rule = make_optimizer(optimizer, params, lr, weight_decay)
     gen = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(seed)
     hard = y if y.dim() == 1 else y.argmax(1)
     history = []
@@ -94,14 +121,13 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batc
         order = torch.randperm(n, generator=gen).to(device)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
-        for start in tqdm(range(0, n, batch_size), desc=f"{desc} {epoch}/{epochs}",
-                          leave=False, disable=None):
+        for start in bar(range(0, n, batch_size), desc=f"{desc} {epoch}/{epochs}"):
             idx = order[start:start + batch_size]
             logits = model(x[idx])
             loss = nn.functional.cross_entropy(logits, y[idx])
-            optimizer.zero_grad(set_to_none=True)
+            step_rule.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            step_rule.step()
             loss_sum += loss.detach() * len(idx)
             correct += (logits.detach().argmax(1) == hard[idx]).sum()
         mean_loss = (loss_sum / n).item()
@@ -112,6 +138,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batc
         if on_epoch is not None:
             entry.update(on_epoch(model))
         history.append(entry)
+        step("%s: epoch %d/%d, loss %.4f", desc, epoch, epochs, mean_loss)
     model.eval()
     return history
 
