@@ -173,7 +173,8 @@ def quality_section(title: str, quality: dict[str, QualityStudy], page: _Page,
     if not quality:
         return ""
     n = next(iter(quality.values())).record["models"]
-    ordered = dict(sorted(quality.items(), key=lambda kv: (kv[0] not in ("retrain", "original"),
+    rank = {"retrain": 0, "original": 1}  # the references first, then the methods by F
+    ordered = dict(sorted(quality.items(), key=lambda kv: (rank.get(kv[0], 2),
                                                            -kv[1].record["forget_quality"])))
     spec = figures.epsilon_buckets({k: q.epsilons for k, q in ordered.items()}, n)
     legend = ("Forget quality F (NeurIPS 2023 challenge): per forget sample, how well an "
