@@ -27,6 +27,8 @@ SUBSETS = {"forget_train_acc": "forget (train)", "forget_test_acc": "forget (tes
 LOSS_BINS = np.linspace(-6, 2, 41)  # log10 of the per-sample loss: 1e-6 .. 100
 
 
+# Figures carry float32 arrays: Plotly encodes numpy arrays as base64 typed arrays, and float32
+# halves them at a precision far beyond what a chart shows.
 def _plain(fig: go.Figure, height: int) -> dict:
     fig.update_layout(height=height, margin={"l": 60, "r": 20, "t": 50, "b": 50})
     spec = json.loads(pio.to_json(fig, validate=False))  # numpy arrays as Plotly's typed arrays
@@ -82,10 +84,12 @@ def confusion(unlearned: np.ndarray, retrained: np.ndarray, classes: list[str],
     limit = float(np.abs(delta).max()) or 1.0
     fig = make_subplots(1, 2, subplot_titles=("unlearned", "unlearned − retrained"),
                         horizontal_spacing=0.12)
-    fig.add_trace(go.Heatmap(z=np.round(unlearned, 1), x=labels, y=labels, colorscale="Blues",
+    fig.add_trace(go.Heatmap(z=np.round(unlearned, 1).astype(np.float32), x=labels, y=labels,
+                             colorscale="Blues",
                              showscale=False, hovertemplate="true %{y}, predicted %{x}: "
                              "%{z:.1f}<extra></extra>"), 1, 1)
-    fig.add_trace(go.Heatmap(z=np.round(delta, 1), x=labels, y=labels, colorscale="RdBu",
+    fig.add_trace(go.Heatmap(z=np.round(delta, 1).astype(np.float32), x=labels, y=labels,
+                             colorscale="RdBu",
                              reversescale=True, zmin=-limit, zmax=limit, zmid=0,
                              hovertemplate="true %{y}, predicted %{x}: %{z:+.1f} against "
                              "retraining<extra></extra>"), 1, 2)
@@ -112,12 +116,12 @@ def mia_losses(outputs: Samples, method: str) -> dict:
             "nonmember": "non-members (test)"}
     colours = {"forget_train": "#d62728", "member": "#1f77b4", "nonmember": "#ff7f0e"}
     fig = make_subplots(1, 2, subplot_titles=(method, "retrained"), shared_yaxes=True)
-    centres = np.round((LOSS_BINS[:-1] + LOSS_BINS[1:]) / 2, 3)
+    centres = ((LOSS_BINS[:-1] + LOSS_BINS[1:]) / 2).astype(np.float32)
     for col, role in ((1, "unlearned"), (2, "retrained")):
         for name, label in sets.items():
             losses = _log_loss(outputs.logits[role][name], outputs.labels[name])
             counts, _ = np.histogram(losses, LOSS_BINS)
-            share = np.round(counts / max(len(losses), 1), 4)
+            share = (counts / max(len(losses), 1)).astype(np.float32)
             fig.add_trace(go.Bar(x=centres, y=share, name=label, legendgroup=name,
                                  showlegend=col == 1, marker_color=colours[name], opacity=0.6,
                                  hovertemplate=f"{label}: %{{y:.1%}} at loss 1e%{{x}}"

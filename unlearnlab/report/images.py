@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from ..scenario import Scenario, build_scenario
 from .samples import Samples
 
-CARDS_PER_GRID = 12  # the grids show the most confident cases; the counts say how many exist
+CARDS_PER_GRID = 8  # the grids show the most confident cases; the counts say how many exist
 NO_IMAGES = "or pass --no-images to leave the forget-sample grids out"
 
 
