@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED ?= ../shared
 
-.PHONY: venv data postgres test lint demo figures bench bench-figures bench-perf clean
+.PHONY: venv data postgres chromium test lint demo figures bench bench-figures bench-perf clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +25,18 @@ postgres:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql \
 	  >/dev/null 2>&1; } || echo "warning: could not install postgresql; its test will not run"
 
+# tests/test_report_browser.py opens the HTML reports in Debian's chromium (driven by Playwright,
+# which downloads no browser of its own): install it when missing (needs root; without it those
+# tests skip, and fail under CI).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	  >/dev/null 2>&1; } || echo "warning: could not install chromium; the browser tests will not run"
+
 lint: venv
 	$(PY) -m ruff check .
 
-test: venv data lint postgres
+test: venv data lint postgres chromium
 	$(PY) -m pytest -q
 
 demo: venv data

@@ -156,6 +156,17 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", type=Path, default=None,
                    help="bundle folder (default: <data root>/forget_quality/...)")
     q.add_argument("--json", type=Path, default=None, help="write the JSON record here")
+    h = sub.add_parser("report", help="write one self-contained interactive HTML page "
+                       "(Plotly) of a compare, bench or forget-quality folder: DIR/report.html")
+    h.add_argument("dir", type=Path, help="the --out folder of compare or bench, or a "
+                   "forget-quality bundle (or a folder of them)")
+    h.add_argument("--data-dir", default=None, help="data root the forget-sample images are "
+                   "read from (default: $UNLEARNLAB_DATA or data)")
+    h.add_argument("--out", type=Path, default=None, help="the HTML file (default: "
+                   "DIR/report.html; its links to the records work only inside DIR)")
+    h.add_argument("--no-images", action="store_true",
+                   help="leave the forget-sample grids out (no data root needed)")
+    h.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     figures_cli.add_parser(sub, [_where()])
     return parser
 
@@ -197,6 +208,7 @@ def cmd_compare(args) -> int:
                              args.preset, pool)
     print(markdown(comparison.summary(), f"{args.dataset} · forget {args.forget}"))
     print(f"wrote {args.out}/results.csv, summary.md, kl.json and one JSON record per run")
+    _report(args.out, args.data_dir)
     return 0
 
 
@@ -212,6 +224,7 @@ def cmd_bench(args) -> int:
                      forget_quality_models=args.forget_quality, executor=pool)
     print(leaderboard_markdown(rows, args.seeds, args.quick))
     print(f"wrote {args.out}/leaderboard.md, leaderboard.csv and one folder per scenario")
+    _report(args.out, args.data_dir)
     return 0
 
 
@@ -284,6 +297,22 @@ def cmd_forget_quality(args) -> int:
         write_json(args.json, record)
     print(ensemble.summary(record))
     print(f"bundle: {out}")
+    _report(out, args.data_dir)
+    return 0
+
+
+def _report(folder: Path, data_dir: str | None, out: Path | None = None,
+            images_shown: bool = True) -> Path:
+    """Write the HTML report of a study folder (``report.write_report``) and say where."""
+    from .report.build import write_report  # lazy: Plotly loads only when a report is written
+
+    path = write_report(folder, data_dir, out, images_shown)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained)")
+    return path
+
+
+def cmd_report(args) -> int:
+    _report(args.dir, args.data_dir, args.out, not args.no_images)
     return 0
 
 
@@ -326,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             check_folder_target(args.out, "figures --out")
         return {"run": cmd_run, "compare": cmd_compare, "bench": cmd_bench,
                 "rescore": cmd_rescore, "tune": cmd_tune, "demo": cmd_demo,
-                "forget-quality": cmd_forget_quality,
+                "forget-quality": cmd_forget_quality, "report": cmd_report,
                 "figures": figures_cli.main}[args.command](args)
     except UnlearnlabError as exc:
         if debug:

@@ -31,6 +31,7 @@ from .experiment import (
 )
 from .metrics import kl_matrix
 from .outputs import atomic_path, output_folder, write_json
+from .report import samples
 from .scenario import Scenario, build_scenario
 from .verdict import GAP_KEYS, avg_abs_z, avg_gap, ensemble_flags, retrained_avg_abs_z, z_score
 
@@ -177,6 +178,10 @@ def run_comparison(cfg: RunConfig, methods, seeds: int, out: Path | None, preset
                        scenario=first if seed == 0 else None)
         models = {role: base.models[role] for role in BASELINES}
         logits = dict(base.outputs)  # probe-set logits
+        keep_samples = out is not None and seed == 0  # the report's per-sample file
+        if keep_samples:
+            samples.write_baselines(Path(out), base.scenario.probe,
+                                    base.scenario.probe_labels(), logits)
         for role, evaluation in base.evaluations.items():
             rows.append({"model": role, "seed": seed, **_flat(evaluation)})
         for method in methods:
@@ -188,6 +193,8 @@ def run_comparison(cfg: RunConfig, methods, seeds: int, out: Path | None, preset
             if evaluation is not None:  # a diverged run has no model and no metrics
                 models[name] = result.models["unlearned"]
                 logits[name] = result.outputs["unlearned"]
+                if keep_samples:
+                    samples.write_method(Path(out), name, logits[name])
             rows.append({"model": name, "seed": seed, **_flat(evaluation or {}),
                          "diverged": evaluation is None,
                          "seconds": result.record["seconds"]["unlearn"],
