@@ -7,7 +7,8 @@
   of ``training.fit`` on the method's random stream;
 - ``sample_rows``: a uniform sample without repeats;
 - ``check_finite``: the divergence check after training (parameter ranges are
-  declared in each class's ``ranges``, see ``params``);
+  declared in each class's ``ranges``, see ``params``); ``check_choice``: a string parameter
+  that names one of a few options (e.g. ``optimizer``, one of ``training.OPTIMIZERS``);
 - ``importances``, ``top_fraction``, ``masked_gradients``: SSD's importances (Foster et al.,
   AAAI 2024) and SalUn's weight masks (Fan et al., ICLR 2024), also used by GEMU's impair mask.
 """
@@ -22,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DivergenceError
-from ..training import fit
+from ..training import OPTIMIZERS, fit
 from .base import UnlearningMethod, UnlearnTask
 
 # ------------------------------------------------------------------------------ preamble
@@ -106,6 +107,21 @@ def check_finite(net: nn.Module, name: str, lr: float) -> None:
         raise DivergenceError(f"{name}: a weight became non-finite; lower lr (now {lr})")
 
 
+def check_choice(method: UnlearningMethod, key: str, choices: Iterable[str]) -> None:
+    """Raise ``ConfigError`` when the string parameter ``key`` is not one of ``choices``."""
+    choices = tuple(choices)
+    value = method.params[key]
+    if value not in choices:
+        raise ConfigError(f"{method.name}: {key} must be one of {', '.join(choices)}, got "
+                          f"{value!r}; e.g. --set {key}={choices[0]}")
+
+
+def check_optimizer(method: UnlearningMethod) -> None:
+    """Raise ``ConfigError`` when the ``optimizer`` parameter is not one of
+    ``training.OPTIMIZERS`` (``adam``, the lab's default, or ``sgd`` with momentum)."""
+    check_choice(method, "optimizer", OPTIMIZERS)
+
+
 # ------------------------------------------------------------------ importances and masks
 
 
@@ -141,11 +157,18 @@ def top_fraction(scores: dict[str, torch.Tensor], fraction: float) -> dict[str, 
 
 
 @contextlib.contextmanager
-def masked_gradients(net: nn.Module, masks: dict[str, torch.Tensor]):
-    """Inside the block, every gradient of a parameter named in ``masks`` is multiplied by its
-    mask. Adam's moments of a masked-out weight then stay 0, so Adam leaves it unchanged."""
-    hooks = [q.register_hook(lambda g, m=masks[n]: g * m)
-             for n, q in net.named_parameters() if n in masks]
+def masked_gradients(net: nn.Module, masks: dict[str, torch.Tensor], weight_decay: float = 0.0):
+    """Inside the block, every gradient g of a parameter q named in ``masks`` becomes
+    (g + ``weight_decay`` * q) * mask: the L2 weight decay is added here, before the mask, so
+    that the optimiser must be built without it. Adam's moments and SGD's momentum of a
+    masked-out weight then stay 0, so the optimiser leaves it unchanged (SalUn's reference
+    restores such weights after every step instead)."""
+    if weight_decay:
+        hooks = [q.register_hook(lambda g, m=masks[n], q=q: (g + weight_decay * q.detach()) * m)
+                 for n, q in net.named_parameters() if n in masks]
+    else:  # the gradient times the mask alone, the same numbers as without a decay term
+        hooks = [q.register_hook(lambda g, m=masks[n]: g * m)
+                 for n, q in net.named_parameters() if n in masks]
     try:
         yield
     finally:

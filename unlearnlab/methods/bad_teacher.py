@@ -24,10 +24,17 @@ Lab notes and deviations from the reference code (vikram2000b/bad-teaching-unlea
   ``kl`` = CE - mean H(p));
 - the KL is the per-sample sum over classes averaged over the batch ("batchmean"); the
   reference used PyTorch's default "mean" reduction, which also divides by the number of
-  classes (a 10x smaller step at the same lr). No T^2 factor, as in the reference;
+  classes. Both train with Adam, whose step does not depend on a constant factor of the loss
+  (up to its epsilon), so the two give almost the same steps. No T^2 factor, as in the
+  reference;
 - the teachers' outputs are computed once in eval mode instead of per batch (the teachers are
   frozen, so the targets are the same);
 - the reference sampled 30 % of D_r; here the fraction is ``retain_fraction``.
+
+The ``paper`` preset is the reference's run (vikram2000b/bad-teaching-unlearning, ``unlearn.py``
+``blindspot_unlearner``, as SSD's repository calls it in ``forget_full_class_strategies.py``
+``blindspot``: Adam lr 1e-4, 1 epoch, batch 256, KL temperature 1, 30 % of D_r). Lab
+adaptation: none (the loss's reduction aside, see above).
 """
 
 from __future__ import annotations
@@ -89,6 +96,10 @@ class BadTeacher(UnlearningMethod):
         "mnist:random": {"lr": 1e-4, "retain_fraction": 0.2},
         "fashion_mnist:random": {"lr": 5e-5, "retain_fraction": 0.05},
     }
+    # selective-synaptic-dampening forget_full_class_strategies.py, blindspot(): the values it
+    # passes to the reference's blindspot_unlearner
+    presets = {"paper": {"lr": 1e-4, "epochs": 1, "batch_size": 256, "temperature": 1.0,
+                         "retain_fraction": 0.3}}
 
     @classmethod
     def search_space(cls, trial) -> dict:

@@ -8,9 +8,20 @@ sample D_r' of min(floor(|D_f'| * ``retain_ratio``), |D_r|) samples without repe
 true labels, and fine-tune: theta <- Adam step on mean_b CE(f_theta(x), t) over shuffled
 batches of D_f' (labels y~) united with D_r' (labels y), for ``epochs`` passes.
 
+``label_classes`` "all" draws y~_i uniformly over all C classes instead (it may equal y_i), as
+SalUn's RL does; ``retain_set`` "all" mixes in all of D_r instead of the ratio's sample.
+The optimiser is ``training.fit``'s ``optimizer`` with L2 ``weight_decay``.
+
 Deviations from the paper: Graves et al. relabel the forget data only and train "for a few
 iterations"; the lab always mixes in retain data (``retain_ratio``; 0 = the paper's forget-only
-variant) so that the other classes keep their accuracy, and uses Adam (``training.fit``).
+variant) so that the other classes keep their accuracy, and uses Adam; its default draws only
+wrong labels (a label equal to y_i teaches nothing to forget).
+
+The ``paper`` preset is RL as SalUn's code runs it (OPTML-Group/Unlearn-Saliency,
+``Classification/unlearn/RL.py`` with no mask, ``README.md`` "SalUn" command,
+``arg_parser.py``): labels over all classes, all of D_f and all of D_r mixed in shuffled
+batches of 256 (RL.py's CIFAR-100 branch; its CIFAR-10 branch walks D_f then D_r), SGD with
+momentum 0.9 and weight decay 5e-4, lr 0.1, 10 epochs. Lab adaptation: none beyond the data.
 """
 
 from __future__ import annotations
@@ -22,7 +33,15 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..training import fit
-from ._common import Timer, begin, check_finite, masked_gradients, sample_rows
+from ._common import (
+    Timer,
+    begin,
+    check_choice,
+    check_finite,
+    check_optimizer,
+    masked_gradients,
+    sample_rows,
+)
 from .base import UnlearningMethod, UnlearnTask
 from .params import NON_NEGATIVE, SAMPLE_COUNT
 from .registry import register_method
@@ -36,15 +55,26 @@ def random_other_labels(y: torch.Tensor, num_classes: int, gen: torch.Generator)
     return (y + shift.to(y.device)) % num_classes
 
 
+def random_labels(y: torch.Tensor, num_classes: int, gen: torch.Generator) -> torch.Tensor:
+    """A uniformly random label in 0 ... ``num_classes`` - 1 for each y_i, possibly y_i itself
+    (SalUn's RL), drawn with ``gen``."""
+    return torch.randint(0, num_classes, y.shape, generator=gen).to(y.device, y.dtype)
+
+
 def relabelled_mix(task: UnlearnTask, forget_samples: int, retain_ratio: float,
-                   gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The training set of random relabelling: a forget sample with random wrong labels, then
-    a retain sample with true labels (see the module docstring). Returns x, the labels, and the
-    forget rows used (x[:len(rows)] = task.forget_x[rows]; the rest of x is retain data)."""
+                   gen: torch.Generator, label_classes: str = "others",
+                   retain_set: str = "ratio") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The training set of random relabelling: a forget sample with random labels (wrong ones
+    for ``label_classes`` "others", any class for "all"), then a retain sample with true labels
+    (``retain_set`` "ratio": the module docstring's size; "all": all of D_r, in a random
+    order). Returns x, the labels, and the forget rows used (x[:len(rows)] =
+    task.forget_x[rows]; the rest of x is retain data)."""
     rows_f = sample_rows(len(task.forget_y), forget_samples, gen)
-    forget_x, forget_t = task.forget_x[rows_f], random_other_labels(
-        task.forget_y[rows_f], task.num_classes, gen)
-    k = min(int(math.floor(len(rows_f) * retain_ratio)), len(task.retain_y))
+    draw = random_other_labels if label_classes == "others" else random_labels
+    forget_x, forget_t = task.forget_x[rows_f], draw(task.forget_y[rows_f], task.num_classes,
+                                                     gen)
+    k = (len(task.retain_y) if retain_set == "all"
+         else min(int(math.floor(len(rows_f) * retain_ratio)), len(task.retain_y)))
     rows_r = torch.randperm(len(task.retain_y), generator=gen)[:k]
     x = torch.cat([forget_x, task.retain_x[rows_r]])
     t = torch.cat([forget_t, task.retain_y[rows_r]])
@@ -57,7 +87,13 @@ class RandomLabel(UnlearningMethod):
     scenarios = ("class", "feature", "random")
     defaults = {"epochs": 1, "lr": 1e-3, "batch_size": 128, "forget_samples": 500,
                 "retain_ratio": 4.0}
-    ranges = {"forget_samples": SAMPLE_COUNT, "retain_ratio": NON_NEGATIVE}
+    # The optimiser (``training.make_optimizer``) and its L2 weight decay; the classes random
+    # labels are drawn from ("others": wrong ones; "all": SalUn's RL) and the retain data
+    # mixed in ("ratio": retain_ratio x the forget sample; "all": all of D_r)
+    defaults |= {"optimizer": "adam", "weight_decay": 0.0, "label_classes": "others",
+                 "retain_set": "ratio"}
+    ranges = {"forget_samples": SAMPLE_COUNT, "retain_ratio": NON_NEGATIVE,
+              "weight_decay": NON_NEGATIVE}
     # Feature (sub-class) forgetting needs a milder relabelling than a whole class: with the
     # class lr the Fashion-MNIST subset is over-forgotten (docs/tuning-notes.md#random_label).
     refinements = {
@@ -67,6 +103,13 @@ class RandomLabel(UnlearningMethod):
         # random forgetting: more relabelled samples over-forget (docs/tuning-notes.md)
         "random": {"forget_samples": 500, "retain_ratio": 16.0, "lr": 3e-4},
     }
+    # Unlearn-Saliency Classification/unlearn/RL.py (randint over all classes, D_f and D_r),
+    # README.md "SalUn" command (lr 0.1, 10 epochs) and arg_parser.py (batch 256, SGD, 5e-4)
+    presets = {"paper": {"optimizer": "sgd", "lr": 0.1, "epochs": 10, "batch_size": 256,
+                         "weight_decay": 5e-4, "forget_samples": 0, "label_classes": "all",
+                         "retain_set": "all"}}
+    LABEL_CLASSES = ("others", "all")
+    RETAIN_SETS = ("ratio", "all")
 
     @classmethod
     def search_space(cls, trial) -> dict:
@@ -85,17 +128,28 @@ class RandomLabel(UnlearningMethod):
     # The timing phase of drawing the training set (and the mask of a subclass).
     mix_phase = "train"
 
+    def check_params(self) -> None:
+        check_optimizer(self)
+        check_choice(self, "label_classes", self.LABEL_CLASSES)
+        check_choice(self, "retain_set", self.RETAIN_SETS)
+
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         p = self.params
         net, gen = begin(self, model, task)
         with Timer(self.timings, self.mix_phase):
-            x, t, rows = relabelled_mix(task, p["forget_samples"], p["retain_ratio"], gen)
+            x, t, rows = relabelled_mix(task, p["forget_samples"], p["retain_ratio"], gen,
+                                        p["label_classes"], p["retain_set"])
             self.mix = {"forget": len(rows), "retain": len(t) - len(rows)}
             # the forget sample with its true labels
             self.mask = self.weight_mask(net, x[:len(rows)], task.forget_y[rows])
-        with Timer(self.timings, "train"), masked_gradients(net, self.mask):
+        # a mask takes the weight decay into its gradient hook (masked_gradients)
+        decay_in_mask = p["weight_decay"] if self.mask else 0.0
+        with (Timer(self.timings, "train"),
+              masked_gradients(net, self.mask, weight_decay=decay_in_mask)):
             self.history = fit(net, x, t, epochs=p["epochs"], batch_size=p["batch_size"],
-                               lr=p["lr"], seed=gen, device=task.device, desc=self.name)
+                               lr=p["lr"], seed=gen, device=task.device, desc=self.name,
+                               optimizer=p["optimizer"],
+                               weight_decay=p["weight_decay"] - decay_in_mask)
         check_finite(net, self.name, p["lr"])
         net.eval()
         return net

@@ -14,10 +14,18 @@ Definition, on a forget sample D_f' of ``forget_samples`` samples without repeat
    m before the step. Adam's moments of a masked-out weight stay 0, so that weight is not
    changed at all (bit-identical to the original).
 
-Deviations from the paper: Adam instead of SGD; the forget sample and the retain ratio keep the
-cost a small fraction of a retraining (the paper trains on D_f and all of D_r for ~10
-epochs); the paper's gradient is that of -CE summed over forget batches, whose magnitudes are
-the same.
+Deviations from the paper in the lab's default: Adam instead of SGD; wrong labels only
+(``label_classes``); the forget sample (which also builds the mask) and the retain ratio keep
+the cost a small fraction of a retraining, where the paper builds the mask from all of D_f and
+trains on D_f and all of D_r for 10 epochs; the paper's gradient is that of -CE summed over
+forget batches, whose magnitudes are the same.
+
+The ``paper`` preset is SalUn as its code runs it (OPTML-Group/Unlearn-Saliency,
+``Classification/README.md`` "SalUn" command, ``generate_mask.py`` over the whole forget
+loader, ``unlearn/RL.py``, ``arg_parser.py``): mask fraction 0.5 from all of D_f, random labels
+over all classes, all of D_f and D_r in shuffled batches of 256, SGD with momentum 0.9 and
+weight decay 5e-4 (on the unmasked weights only), lr 0.1, 10 epochs. Lab adaptation: none
+beyond the data.
 """
 
 from __future__ import annotations
@@ -58,11 +66,17 @@ class SalUn(RandomLabel):
     scenarios = ("class", "feature", "random")
     defaults = {"mask_fraction": 0.5, "epochs": 1, "lr": 1e-3, "batch_size": 128,
                 "forget_samples": 500, "retain_ratio": 4.0, "mask_batch": 512}
+    # random_label's optimiser, weight decay, label classes and retain set
+    defaults |= {"optimizer": "adam", "weight_decay": 0.0, "label_classes": "others",
+                 "retain_set": "ratio"}
     ranges = {**RandomLabel.ranges, "mask_fraction": Range(0, 1, "(]")}
     # ``refinements`` are random_label's: class forgetting keeps the generic defaults,
     # feature forgetting gets the mild relabelling, as lr 1e-3 over-forgets the Fashion-MNIST
     # subset (docs/tuning-notes.md#salun), and so does random forgetting.
     mix_phase = "mask"
+    # Unlearn-Saliency README.md "SalUn" command (hard mask 0.5, lr 0.1, 10 epochs),
+    # generate_mask.py (all of D_f), unlearn/RL.py and arg_parser.py, as random_label's
+    presets = {"paper": {**RandomLabel.presets["paper"], "mask_fraction": 0.5}}
 
     @classmethod
     def search_space(cls, trial) -> dict:

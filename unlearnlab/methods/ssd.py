@@ -8,8 +8,10 @@ Definition, with theta the model's parameters and CE the cross-entropy:
    mini-batches B of S (``batch_size`` samples, in order) of (grad_theta CE(f(B)))^2
    elementwise, CE(f(B)) the batch's mean cross-entropy; I_f = I(D_f) and I_D = I(D) on the
    full training data D = D_f + D_r, or a uniform sample of ``max_samples`` of its samples
-   (0 = all; drawn without replacement from ``task.seed``; D is shuffled either way, so its
-   batches mix classes);
+   (0 = all; drawn without replacement from ``task.seed``), in the order
+   ``importance_order`` names: ``shuffled`` (the lab's default; D's batches mix classes) or
+   ``class`` (the reference's: D_r grouped by class in ascending class order, then D_f, each
+   in dataset order within a class, so that almost every batch holds one class);
 2. selection: the elements with I_f > alpha * I_D (alpha = ``selection_weighting``);
 3. dampening: each selected element is multiplied by beta = min(lambda * I_D / I_f, 1)
    (lambda = ``dampening_constant``); all other elements stay as they are.
@@ -30,7 +32,15 @@ Lab notes and deviations from the reference code:
 - the reference's ``exponent`` (fixed to 1) and ``lower_bound`` (fixed to 1, the cap of beta)
   are not parameters;
 - the paper's defaults (alpha 10, lambda 1, for ResNet-18 on CIFAR) are replaced by values
-  tuned on the lab's models (``refinements``).
+  tuned on the lab's models (``refinements``), with D shuffled (``importance_order``): with
+  mixed batches the full-data importance is mostly gradient noise whose size depends on the
+  batch, so alpha means something else than in the paper.
+
+The ``paper`` preset is the reference's full-class run (if-loops/selective-synaptic-dampening,
+``src/forget_full_class_main.py``: ``full_train_dl`` = ConcatDataset(retain, forget), unshuffled,
+the retain set built class by class in ``forget_full_class_strategies.build_retain_forget_sets``;
+batch ``-b`` 64; ``selection_weighting`` 10 and ``dampening_constant`` 1 in its ``kwargs``):
+alpha 10, lambda 1, batches of 64, all of D in class order. No lab adaptation.
 """
 
 from __future__ import annotations
@@ -39,7 +49,7 @@ import torch
 from torch import nn
 
 from ..errors import DivergenceError
-from ._common import Timer, begin, importances
+from ._common import Timer, begin, check_choice, importances
 from .base import UnlearningMethod, UnlearnTask
 from .params import POSITIVE, SAMPLE_COUNT
 from .registry import register_method
@@ -53,6 +63,8 @@ class SSD(UnlearningMethod):
     # the class (docs/tuning-notes.md#ssd).
     defaults = {"selection_weighting": 3.0, "dampening_constant": 1.0, "batch_size": 64,
                 "max_samples": 5000}
+    # The order of D in the full-data importance: "shuffled" (lab) or "class" (the reference)
+    defaults |= {"importance_order": "shuffled"}
     ranges = {"selection_weighting": POSITIVE, "dampening_constant": POSITIVE,
               "max_samples": SAMPLE_COUNT}
     # The generic defaults above are the CNN class values; "mlp" holds the class-forgetting MLP
@@ -69,6 +81,10 @@ class SSD(UnlearningMethod):
         # random forgetting: forget and retain importances are alike, so select fewer weights
         "random": {"selection_weighting": 5.0, "dampening_constant": 1.0},
     }
+    # selective-synaptic-dampening src/forget_full_class_main.py: -b 64, full_train_dl, kwargs
+    presets = {"paper": {"selection_weighting": 10.0, "dampening_constant": 1.0,
+                         "batch_size": 64, "max_samples": 0, "importance_order": "class"}}
+    IMPORTANCE_ORDERS = ("shuffled", "class")
 
     @classmethod
     def search_space(cls, trial) -> dict:
@@ -85,6 +101,9 @@ class SSD(UnlearningMethod):
                 "batch_size": trial.suggest_categorical("batch_size",
                                                         [32, 64, 128, 256, 512, 1024, 2048])}
 
+    def check_params(self) -> None:
+        check_choice(self, "importance_order", self.IMPORTANCE_ORDERS)
+
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         p = self.params
         device = task.device
@@ -92,7 +111,8 @@ class SSD(UnlearningMethod):
         net.eval()
         with Timer(self.timings, "importance"):
             x, y = self._sample(torch.cat([task.forget_x, task.retain_x]),
-                                torch.cat([task.forget_y, task.retain_y]), gen)
+                                torch.cat([task.forget_y, task.retain_y]), gen,
+                                n_forget=len(task.forget_y))
             imp_forget = importances(net, task.forget_x, task.forget_y, p["batch_size"], device)
             imp_full = importances(net, x, y, p["batch_size"], device)
         with Timer(self.timings, "dampen"), torch.no_grad():
@@ -115,9 +135,18 @@ class SSD(UnlearningMethod):
                              "forget_samples": len(task.forget_y), "full_samples": len(y)})
         return net
 
-    def _sample(self, x: torch.Tensor, y: torch.Tensor,
-                gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """(x, y) shuffled, cut to at most ``max_samples`` (0 = all)."""
+    def _sample(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator,
+                n_forget: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x, y) shuffled and cut to at most ``max_samples`` (0 = all); for
+        ``importance_order`` "class", the kept rows are put in the reference's order: the
+        retain rows (``x[n_forget:]``) grouped by class in ascending class order, then the
+        forget rows (``x[:n_forget]``) grouped likewise, each in their order in ``x`` within
+        a class."""
         cap = self.params["max_samples"] or len(y)
         rows = torch.randperm(len(y), generator=gen)[:cap]
+        if self.params["importance_order"] == "class":
+            rows = rows.sort().values
+            num_classes = int(y.max()) + 1 if len(y) else 1
+            group = (rows < n_forget).long() * num_classes + y[rows]
+            rows = rows[torch.sort(group, stable=True).indices]
         return x[rows], y[rows]
