@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import multiprocessing
 import os
 import runpy
 import signal
@@ -405,3 +406,64 @@ def test_forget_quality_command_with_two_workers(tmp_path):
     record = json.loads(out.read_text())
     assert record["method"] == "original" and 0 <= record["forget_quality"] <= 1
     assert len(list((root / "models" / "digits" / "mlp").glob("*.pt"))) == 4
+
+
+# --- claim files: two processes that need one model train it once ----------------------------
+
+def race_for_one_model(job: tuple) -> list[str]:
+    """A spawned process's part of the race: wait for the other at the barrier, then ask the
+    cache for the same original model, whose training takes at least a second here (so the
+    other process arrives while it runs). Returns this process's training log lines."""
+    root, barrier = job
+    from unlearnlab import cache
+    from unlearnlab.scenario import build_scenario
+
+    fit = cache.fit
+
+    def slow_fit(*args, **kwargs):
+        time.sleep(1.0)
+        return fit(*args, **kwargs)
+
+    cache.fit = slow_fit
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logging.getLogger("unlearnlab").addHandler(handler)
+    logging.getLogger("unlearnlab").setLevel(logging.INFO)
+    sc = build_scenario(digits(root))
+    barrier.wait(timeout=120)
+    _, meta = cache.train_or_load(sc, "original")
+    return [m for m in messages if m.startswith(("training the", "waiting for"))] + [
+        meta["digest"]]
+
+
+def test_two_processes_racing_for_one_model_train_it_once(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Manager().Barrier(2)
+    with context.Pool(2) as pool:
+        first, second = pool.map(race_for_one_model, [(tmp_path, barrier)] * 2)
+    trained = [m for m in first + second if m.startswith("training the original")]
+    assert len(trained) == 1, (first, second)
+    assert any(m.startswith("waiting for another process computing original-seed0-")
+               for m in first + second)
+    assert first[-1] == second[-1]  # the loser loaded the winner's model
+    assert len(list((tmp_path / "models" / "digits" / "mlp").glob("*.pt"))) == 1
+
+
+# --- tune on workers --------------------------------------------------------------------------
+
+@two_cores
+def test_tune_on_two_workers_gives_each_trial_the_value_of_its_parameters(tmp_path):
+    """The trials run on the pool's workers in rounds of two; each trial's value is what this
+    process computes for its parameters (the worker never enters a number)."""
+    from unlearnlab.tuning import TuneConfig, baselines, evaluate, tune
+
+    cfg = TuneConfig(dataset="digits", method="finetune", trials=4, seeds=2, quick=True,
+                     data_dir=str(tmp_path / "data"))
+    result = tune(cfg, executor="process:2")
+    trials = [t for t in result.study.trials if t.state.name == "COMPLETE"]
+    assert result.ran == 4 and len(trials) == 4 and result.preset is not None
+    assert {t.user_attrs["worker"].rsplit(":", 1)[1] for t in trials} != {str(os.getpid())}
+    bases = baselines(cfg)
+    for trial in trials:
+        assert evaluate(bases, cfg.method, trial.params)["value"] == trial.value, trial.number
