@@ -180,17 +180,21 @@ class Executor:
         return torch.get_num_threads()
 
     def map(self, fn: Callable, jobs: Iterable) -> list:
+        return [fn(job) for job in self.track(fn, jobs)]
+
+    def track(self, fn: Callable, jobs: Iterable) -> Iterator:
+        """Yield each job under the progress display (``JobProgress``), a job counting as done
+        when the next is asked for: for a loop in this process that does the work of ``fn``'s
+        jobs itself (``compare``'s loop with ``local``)."""
         jobs = list(jobs)
         progress = JobProgress(fn, jobs, self.spec)
-        results = []
         try:
             for i, job in enumerate(jobs):
                 progress.start(i)
-                results.append(fn(job))
+                yield job
                 progress.finish(i)
         finally:
             progress.close()
-        return results
 
     def close(self) -> None:
         """Release the workers (nothing to release in this process)."""
