@@ -28,6 +28,7 @@ import torch
 from unlearnlab.bench import bench
 from unlearnlab.compare import compare
 from unlearnlab.config import RunConfig
+from unlearnlab.errors import ConfigError, ExecutorError
 from unlearnlab.executor import parse_executor
 from unlearnlab.methods.finetune import Finetune
 
@@ -83,6 +84,10 @@ def cluster():
     port = free_port()
     address = f"127.0.0.1:{port}"
     ray_bin = str(Path(sys.executable).parent / "ray")
+    # Without token authentication on both sides: a token file left in ~/.ray by another
+    # cluster would switch the nodes to it and not this process.
+    auth_mode = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}",
            "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0", KILL_DIR: str(kill_dir)}
     env.pop("RAY_ADDRESS", None)
@@ -132,6 +137,10 @@ def cluster():
         for log_file in logs:
             log_file.close()
         shutil.rmtree(temp, ignore_errors=True)
+        if auth_mode is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = auth_mode
 
 
 def digits(root: Path, **kw) -> RunConfig:
@@ -211,3 +220,25 @@ def test_a_worker_killed_mid_grid_costs_one_retry(cluster, tmp_path):
     assert all(json.loads((out / name).read_text())["method"] == "dies_once_finetune"
                for name in records)
     assert partial_files(root, out) == []
+
+
+def raise_on_two(job: tuple) -> int:
+    """Notes each run of job ``n`` in ``folder``; job 2 raises."""
+    folder, n = job
+    with open(folder / f"{n}.runs", "a") as runs:
+        runs.write(f"{os.getpid()}\n")
+    if n == 2:
+        raise ConfigError("job 2 is bad; fix job 2")
+    return n
+
+
+def test_a_job_that_raises_is_not_retried_and_the_others_finish(cluster, tmp_path):
+    spec = f"ray:{cluster['address']}"
+    with parse_executor(spec) as pool, pytest.raises(ExecutorError) as info:
+        pool.map(raise_on_two, [(tmp_path, n) for n in range(4)])
+    assert str(info.value) == (f"1 of 4 jobs failed on {spec}; the other jobs finished and are "
+                               f"cached; the first failure (raise_on_two: {tmp_path}, 2): "
+                               "job 2 is bad; fix job 2")
+    assert isinstance(info.value.__cause__, ConfigError)
+    runs = {p.name: len(p.read_text().splitlines()) for p in tmp_path.glob("*.runs")}
+    assert runs == {f"{n}.runs": 1 for n in range(4)}

@@ -416,8 +416,11 @@ class RayExecutor(Executor):
                 ray.init(address=self.address, logging_level=logging.WARNING,
                          log_to_driver=True)
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise ConfigError(f"--executor {self.spec}: cannot connect to Ray "
-                                  f"({_one_line(exc)}); check the address and that this "
+                # Ray's message may carry a remote traceback: its last line names the cause.
+                lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+                cause = (lines[-1] if lines else type(exc).__name__)[:300]
+                raise ConfigError(f"--executor {self.spec}: cannot connect to Ray ({cause}); "
+                                  "check the address, the authentication token and that this "
                                   "machine's Ray and Python match the cluster's") from exc
             self._owner = True
         self._connected = True
