@@ -15,6 +15,10 @@ its stored key is compared again on load:
 
 Code enters a key as ``source_hash``: a hash of its syntax tree without docstrings, so that an
 edit of prose keeps every cached model and an edit of code does not.
+
+A trained or unlearned model is computed under its entry's claim file (``claim``): two
+processes that need the same entry (two workers of a grid, two commands on one data root)
+compute it once; the second waits and then loads it.
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ import hashlib
 import inspect
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
+from filelock import FileLock, Timeout
 from torch import nn
 
 from . import __version__
@@ -173,6 +179,25 @@ def _cached(sc: Scenario, config: dict, model: nn.Module) -> dict | None:
     return None
 
 
+@contextmanager
+def claim(path: Path) -> Iterator[None]:
+    """Hold the claim file of the cache entry at ``path`` (``<entry>.lock`` beside it, an OS
+    lock through ``filelock``, released by the OS when its holder dies) while the entry is
+    computed; a second process waits for it, then should look in the cache again. The empty
+    lock file stays (removing it would let a third process lock a different file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(f"{path}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info("waiting for another process computing %s", path.name)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def new_model(sc: Scenario) -> nn.Module:
     """A freshly initialised model of the scenario's architecture, seeded by its model seed
     (this is also the "untrained" baseline)."""
@@ -198,8 +223,16 @@ def train_or_load(sc: Scenario, role: str) -> tuple[nn.Module, dict]:
     config = model_config(sc, role)
     model = new_model(sc)
     meta = _cached(sc, config, model)
-    if meta is not None:
-        return model.to(sc.device).eval(), {**meta, "digest": content_digest(model.state_dict())}
+    if meta is None:
+        with claim(model_path(sc.root, config)):
+            meta = _cached(sc, config, model)  # another process may have trained it meanwhile
+            if meta is None:
+                return _train(sc, role, config, model)
+    return model.to(sc.device).eval(), {**meta, "digest": content_digest(model.state_dict())}
+
+
+def _train(sc: Scenario, role: str, config: dict, model: nn.Module) -> tuple[nn.Module, dict]:
+    """``train_or_load``'s training of a model missing from the cache, saved there."""
     rows = sc.rows(role)
     r = sc.recipe
     log.info("training the %s model: %s on %s, %d epochs over %d samples", role, sc.arch,
@@ -271,8 +304,17 @@ def unlearn_or_load(sc: Scenario, method, original: nn.Module, original_digest: 
     config = unlearned_config(sc, method, original_digest, seed)
     model = new_model(sc)
     meta = _cached(sc, config, model)
-    if meta is not None:
-        return model.eval(), meta
+    if meta is None:
+        with claim(model_path(sc.root, config)):
+            meta = _cached(sc, config, model)  # another process may have run it meanwhile
+            if meta is None:
+                return _unlearn(sc, method, original, config, seed)
+    return model.eval(), meta
+
+
+def _unlearn(sc: Scenario, method, original: nn.Module, config: dict,
+             seed: int) -> tuple[nn.Module, dict]:
+    """``unlearn_or_load``'s run of ``method`` missing from the cache, saved there."""
     task = sc.task if seed == sc.task.seed else dataclasses.replace(sc.task, seed=seed)
     seed_everything(seed)
     log.info("unlearning with %s (%s preset, seed %d)", method.name, method.preset, seed)

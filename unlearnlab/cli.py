@@ -15,7 +15,7 @@ from .config import RunConfig
 from .data import data_root, list_datasets, load_dataset
 from .data.builtin import IDX_FILES
 from .errors import BundleError, ConfigError, DataError, UnlearnlabError
-from .executor import parse_executor
+from .executor import DEFAULT_RETRIES, parse_executor
 from .experiment import check_data_root, check_method, run
 from .figures import cli as figures_cli
 from .methods import coerce_params, get_method, list_methods, parse_set_options
@@ -54,10 +54,23 @@ def _where() -> argparse.ArgumentParser:
 def _executor() -> argparse.ArgumentParser:
     """Where the training and unlearning jobs of compare, bench and forget-quality run."""
     e = argparse.ArgumentParser(add_help=False)
-    e.add_argument("--executor", default="local", metavar="local|process:N",
+    e.add_argument("--executor", default="local", metavar="local|process:N|ray[:HOST:PORT]",
                    help="local: one job after another in this process (default); process:N: "
-                   "N worker processes on this machine (docs/scaling.md)")
+                   "N worker processes on this machine; ray: a Ray cluster (RAY_ADDRESS or "
+                   "this machine's), ray:HOST:PORT its GCS address, ray://HOST:PORT through Ray "
+                   "Client (docs/scaling.md)")
+    e.add_argument("--retries", type=int, default=DEFAULT_RETRIES, metavar="K",
+                   help="run a job whose worker died again, at most K times (default "
+                   f"{DEFAULT_RETRIES}); a job that raises is never retried")
+    e.add_argument("--gpus-per-job", type=float, default=None, metavar="F",
+                   help="GPUs a Ray job reserves, e.g. 0.25 packs four on a GPU (default: by "
+                   "architecture when the cluster has GPUs, else 0)")
     return e
+
+
+def _pool(args):
+    """The executor of ``--executor``, ``--retries`` and ``--gpus-per-job``."""
+    return parse_executor(args.executor, retries=args.retries, gpus_per_job=args.gpus_per_job)
 
 
 def _scenario() -> argparse.ArgumentParser:
@@ -124,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "from their per-sample outputs and report differences")
     r.add_argument("path", type=Path, help="a run bundle, or a folder searched for bundles")
     r.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
-    t = sub.add_parser("tune", parents=[_scenario(), _where()],
+    t = sub.add_parser("tune", parents=[_scenario(), _where(), _executor()],
                        help="search a method's hyperparameters with Optuna against the "
                        "retrained ensemble on a held-out validation split; writes the best "
                        "trial as the preset 'tuned'")
@@ -203,7 +216,7 @@ def cmd_compare(args) -> int:
     if not methods:
         raise ConfigError("--methods is empty: name at least one method, e.g. gemu,gefeu")
     # compare checks the methods (each once), the seeds and --out before any work.
-    with parse_executor(args.executor) as pool:
+    with _pool(args) as pool:
         comparison = compare(_config(args, method=methods[0]), methods, args.seeds, args.out,
                              args.preset, pool)
     print(markdown(comparison.summary(), f"{args.dataset} · forget {args.forget}"))
@@ -219,7 +232,7 @@ def cmd_bench(args) -> int:
         if not methods:
             raise ConfigError("--methods is empty: name at least one method or leave it out")
     cfg = RunConfig(quick=args.quick, data_dir=args.data_dir, device=args.device)
-    with parse_executor(args.executor) as pool:
+    with _pool(args) as pool:
         rows = bench(cfg, methods, args.seeds, args.out,
                      forget_quality_models=args.forget_quality, executor=pool)
     print(leaderboard_markdown(rows, args.seeds, args.quick))
@@ -261,7 +274,8 @@ def cmd_tune(args) -> int:
                      trials=args.trials, seeds=args.seeds, storage=args.storage,
                      study=args.study, quick=args.quick, data_dir=args.data_dir,
                      device=args.device)
-    result = tune(cfg)
+    with _pool(args) as pool:
+        result = tune(cfg, executor=pool)
     print(result.summary())
     if result.interrupted:
         print(f"unlearnlab: interrupted; the finished trials are kept in study "
@@ -273,7 +287,7 @@ def cmd_tune(args) -> int:
 def cmd_forget_quality(args) -> int:
     from . import ensemble
 
-    pool = parse_executor(args.executor)
+    pool = _pool(args)
     reference = args.method in ensemble.REFERENCES
     params = {} if reference else coerce_params(get_method(args.method),
                                                  parse_set_options(args.sets))

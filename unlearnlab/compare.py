@@ -165,14 +165,16 @@ def run_comparison(cfg: RunConfig, methods, seeds: int, out: Path | None, preset
     methods, builds the records, the KL matrices and the models kept for the figures here: the
     cache is the only thing the two share, so the records cannot depend on the executor."""
     autos = auto_presets(cfg, methods, preset)  # preset auto: found or searched once per method
+    jobs = [(replace(cfg, seed=seed), tuple(methods), preset,
+             {m: a.params for m, a in autos.items()}) for seed in range(seeds)]
     with open_executor(executor) as pool:
         check_fresh(pool, cfg.reuse)
         if not pool.in_process:
-            pool.map(warm_seed, [(replace(cfg, seed=seed), tuple(methods), preset,
-                                  {m: a.params for m, a in autos.items()})
-                                 for seed in range(seeds)])
+            pool.map(warm_seed, jobs)
+        # With local the loop below does each seed's job itself: it reports them as jobs.
+        seed_jobs = pool.track(warm_seed, jobs) if pool.in_process else jobs
     rows, records, kls, all_models, histories = [], [], {}, {}, {}
-    for seed in range(seeds):
+    for seed, _ in enumerate(seed_jobs):
         names = []
         base = prepare(replace(cfg, seed=seed), untrained=True,
                        scenario=first if seed == 0 else None)

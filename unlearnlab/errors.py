@@ -41,4 +41,5 @@ class DivergenceError(UnlearnlabError):
 
 
 class ExecutorError(UnlearnlabError):
-    """A worker process of ``--executor process:N`` died before finishing its job."""
+    """Jobs of an executor with workers failed: a job raised, or its worker died more often
+    than ``--retries`` allows; the message counts them and quotes the first error."""

@@ -1,12 +1,18 @@
 """Where a grid's independent jobs run: one after another in this process (``local``, the
-default) or on a pool of local worker processes (``process:N``).
+default), on a pool of local worker processes (``process:N``) or as tasks of a Ray cluster
+(``ray``, ``ray:HOST:PORT``, ``ray://HOST:PORT``).
 
 A job is one picklable argument of a module-level function; ``Executor.map(fn, jobs)`` returns
 ``[fn(job) for job in jobs]`` in job order, whichever worker ran each. Jobs share the data root
-and its content-addressed caches, which are written atomically (``outputs.atomic_path``): a job
-that fails or is stopped leaves no half-written file. The first job to raise stops the grid:
-the jobs not yet started are cancelled, the pool is shut down and the job's exception (an
-``UnlearnlabError`` with its one-line message) reaches the caller.
+and its content-addressed caches, which are written atomically (``outputs.atomic_path``) and
+claimed while an entry is computed (``cache.claim``): a job that fails or is stopped leaves no
+half-written file, and two jobs that need one model train it once.
+
+Failures. With ``local`` the first job to raise stops the grid. With workers, a job whose
+worker dies (killed, out of memory, a lost node) is run again, at most ``retries`` times; a job
+that raises is not (its error would repeat): it is reported in one log line, the other jobs
+finish, and ``map`` then raises one ``ExecutorError`` naming how many jobs failed and the first
+error.
 
 Threads and identical numbers: torch's matrix products split their reductions by thread, so a
 model trained with 1 thread and the same model trained with 2 differ in rounding (each count is
@@ -15,37 +21,158 @@ therefore trains with ``min(T, cores // N)`` threads (at least 1), ``T`` being t
 thread count (what ``local`` trains with: ``OMP_NUM_THREADS`` or ``torch.set_num_threads``), so
 that ``N x threads <= cores`` and, whenever ``T <= cores // N`` (e.g. ``OMP_NUM_THREADS=1``), the
 records of ``process:N`` equal those of ``local`` bit for bit. Otherwise the executor says so
-in one warning line naming the fix. See docs/scaling.md.
+in one warning line naming the fix. A Ray task trains with ``T`` threads and reserves ``T`` CPUs
+of the cluster (``num_cpus``), so its records always equal ``local``'s. See docs/scaling.md.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 import os
+import socket
 import sys
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 
 import torch
 
+from .config import RunConfig
 from .errors import ConfigError, ExecutorError
 
 log = logging.getLogger("unlearnlab")
 
-CHOICES = "use local or process:N"
+CHOICES = "use local, process:N, ray, ray:HOST:PORT or ray://HOST:PORT"
+DEFAULT_RETRIES = 2
+INSTALL_RAY = "pip install 'unlearnlab[ray]'"
+# GPU share a Ray task reserves per architecture when the cluster has GPUs and --gpus-per-job is
+# not given: the lab's models are small (the CNN's training needs well under 1 GB), so several
+# share one GPU; these are starting points, not measurements (docs/scaling.md).
+GPUS_PER_JOB = {"mlp": 0.125, "cnn": 0.25, "convnet": 0.25}
+GPUS_PER_JOB_OTHER = 0.5
+# Seconds to wait for a TCP connection to a Ray address before calling it unreachable.
+CONNECT_TIMEOUT = 5.0
 
+
+# ------------------------------------------------------------------------------ job progress
+
+def describe_job(fn: Callable, job) -> str:
+    """A job in words: ``fn.describe(job)`` when the function has one, else the function's name
+    and the job's fields (a ``RunConfig`` as its dataset, forget spec, architecture and seed)."""
+    custom = getattr(fn, "describe", None)
+    if custom is not None:
+        return custom(job)
+    parts = []
+    for field in job if isinstance(job, tuple) else (job,):
+        if isinstance(field, RunConfig):
+            arch = f" ({field.arch})" if field.arch else ""
+            parts.append(f"{field.dataset} {field.forget}{arch}, seed {field.seed}")
+        elif isinstance(field, str | int | float | os.PathLike):
+            parts.append(str(field))
+        elif isinstance(field, tuple | list) and all(isinstance(f, str) for f in field):
+            parts.append("+".join(field) or "no methods")
+        elif isinstance(field, type):
+            parts.append(field.__name__)
+        elif not isinstance(field, dict):  # parameters and settings stay out of the line
+            parts.append(type(field).__name__)
+    return f"{getattr(fn, '__name__', 'job')}: {', '.join(parts)}"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+class JobProgress:
+    """Done / running / failed over one ``map``'s jobs: a tqdm bar (with its ETA) when
+    ``stream`` (default stderr) is a terminal, else one log line per finished job,
+    ``job 3/12 done (...)``. A failed or retried job is always one log line."""
+
+    def __init__(self, fn: Callable, jobs: list, spec: str, stream=None):
+        self.labels = [describe_job(fn, job) for job in jobs]
+        self.total, self.done, self.running, self.failed = len(jobs), 0, 0, 0
+        stream = sys.stderr if stream is None else stream
+        self.bar = None
+        if self.total and getattr(stream, "isatty", lambda: False)():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, desc=f"jobs on {spec}", unit="job", file=stream,
+                            dynamic_ncols=True, leave=False)
+
+    def _refresh(self) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(running=self.running, failed=self.failed, refresh=True)
+
+    def _say(self, level: int, message: str, *args) -> None:
+        if self.bar is not None:  # a line above the bar, not through it
+            self.bar.write(f"unlearnlab: {message % args}", file=self.bar.fp)
+        else:
+            log.log(level, message, *args)
+
+    def start(self, i: int) -> None:
+        self.running += 1
+        self._refresh()
+
+    def finish(self, i: int) -> None:
+        self.running -= 1
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            self._refresh()
+        else:
+            log.info("job %d/%d done (%s); %d of %d done, %d running, %d failed", i + 1,
+                     self.total, self.labels[i], self.done, self.total, self.running,
+                     self.failed)
+
+    def fail(self, i: int, exc: BaseException) -> None:
+        self.running -= 1
+        self.failed += 1
+        if self.bar is not None:
+            self.bar.update(1)
+        self._say(logging.ERROR, "job %d/%d failed (%s): %s", i + 1, self.total, self.labels[i],
+                  _one_line(exc))
+        self._refresh()
+
+    def retry(self, i: int, attempt: int, retries: int, reason: str) -> None:
+        self.running -= 1
+        self._say(logging.WARNING, "job %d/%d (%s) lost its worker (%s); running it again "
+                  "(retry %d of %d)", i + 1, self.total, self.labels[i], reason, attempt,
+                  retries)
+        self._refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _jobs_failed(spec: str, total: int, errors: dict[int, BaseException],
+                 labels: list[str]) -> ExecutorError:
+    """The one error of a grid whose jobs failed: how many, and the first to fail."""
+    first = next(iter(errors))
+    exc = ExecutorError(f"{len(errors)} of {total} jobs failed on {spec}; the other jobs "
+                        f"finished and are cached; the first failure ({labels[first]}): "
+                        f"{_one_line(errors[first])}")
+    exc.__cause__ = errors[first]
+    return exc
+
+
+# --------------------------------------------------------------------------------- executors
 
 class Executor:
     """Runs jobs: ``map(fn, jobs)`` -> results in job order. ``spec`` is the text it was made
-    from, ``workers`` the jobs run at once, ``threads`` the torch threads each job trains with;
-    ``in_process``: jobs run in this process (nothing to warm ahead of the sequential code).
-    Use it as a context manager (or call ``close``) to release its workers."""
+    from, ``workers`` the jobs run at once, ``threads`` the torch threads each job trains with,
+    ``retries`` how often a job whose worker died is run again; ``in_process``: jobs run in this
+    process (nothing to warm ahead of the sequential code). Use it as a context manager (or call
+    ``close``) to release its workers."""
 
     spec = "local"
     workers = 1
+    retries = 0
     in_process = True
 
     @property
@@ -53,7 +180,21 @@ class Executor:
         return torch.get_num_threads()
 
     def map(self, fn: Callable, jobs: Iterable) -> list:
-        return [fn(job) for job in jobs]
+        return [fn(job) for job in self.track(fn, jobs)]
+
+    def track(self, fn: Callable, jobs: Iterable) -> Iterator:
+        """Yield each job under the progress display (``JobProgress``), a job counting as done
+        when the next is asked for: for a loop in this process that does the work of ``fn``'s
+        jobs itself (``compare``'s loop with ``local``)."""
+        jobs = list(jobs)
+        progress = JobProgress(fn, jobs, self.spec)
+        try:
+            for i, job in enumerate(jobs):
+                progress.start(i)
+                yield job
+                progress.finish(i)
+        finally:
+            progress.close()
 
     def close(self) -> None:
         """Release the workers (nothing to release in this process)."""
@@ -68,16 +209,22 @@ class Executor:
 class ProcessExecutor(Executor):
     """``process:N``: a ``ProcessPoolExecutor`` of N workers started with ``spawn`` (no state
     forked from this process, the same on every platform), started at the first ``map`` and
-    kept for the next ones until ``close``."""
+    kept for the next ones until ``close``. With CUDA, the workers share this machine's GPU.
+
+    At most N jobs are submitted at once, so the jobs in flight are the jobs running. When a
+    worker dies the pool is broken and every job in flight is lost with it (the pool stops its
+    other workers too): the pool is started again and each lost job resubmitted, counting one
+    retry against it."""
 
     in_process = False
 
-    def __init__(self, workers: int, cores: int | None = None):
+    def __init__(self, workers: int, cores: int | None = None,
+                 retries: int = DEFAULT_RETRIES):
         cores = cores or os.cpu_count() or 1
         if workers > cores:
             raise ConfigError(f"--executor process:{workers} asks for more workers than this "
                               f"machine's {cores} cores; use process:{cores} or fewer")
-        self.spec, self.workers = f"process:{workers}", workers
+        self.spec, self.workers, self.retries = f"process:{workers}", workers, retries
         self.local_threads = torch.get_num_threads()
         self._threads = min(self.local_threads, max(1, cores // workers))
         self._pool: ProcessPoolExecutor | None = None
@@ -104,26 +251,55 @@ class ProcessExecutor(Executor):
         jobs = list(jobs)
         if not jobs:
             return []
-        pool = self._start()
+        progress = JobProgress(fn, jobs, self.spec)
+        results: list = [None] * len(jobs)
+        attempts = [0] * len(jobs)
+        errors: dict[int, BaseException] = {}
+        todo, in_flight = deque(range(len(jobs))), {}
         try:
-            futures = [pool.submit(fn, job) for job in jobs]
-            wait(futures, return_when=FIRST_EXCEPTION)
+            while todo or in_flight:
+                pool = self._start()
+                while todo and len(in_flight) < self.workers:
+                    i = todo.popleft()
+                    in_flight[pool.submit(fn, jobs[i])] = i
+                    progress.start(i)
+                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                if any(isinstance(f.exception(), BrokenProcessPool) for f in finished):
+                    # The pool is gone with all its workers: every job in flight is lost.
+                    wait(in_flight)
+                    finished = set(in_flight)
+                lost = []
+                for future in finished:
+                    i = in_flight.pop(future)
+                    exc = future.exception()
+                    if exc is None:
+                        results[i] = future.result()
+                        progress.finish(i)
+                    elif isinstance(exc, BrokenProcessPool):
+                        lost.append(i)
+                    else:
+                        errors[i] = exc
+                        progress.fail(i, exc)
+                if lost:
+                    self.close(wait=False)
+                    for i in sorted(lost):
+                        attempts[i] += 1
+                        if attempts[i] > self.retries:
+                            errors[i] = ExecutorError(
+                                f"its worker process died {attempts[i]} time(s) (--retries "
+                                f"{self.retries})")
+                            progress.fail(i, errors[i])
+                        else:
+                            progress.retry(i, attempts[i], self.retries, "worker process died")
+                            todo.appendleft(i)
         except BaseException:  # Ctrl-C: the workers got it too; leave without waiting
+            progress.close()
             self.close(wait=False)
             raise
-        failed = [f for f in futures if f.done() and not f.cancelled()
-                  and f.exception() is not None]
-        if failed:
-            # Cancel what has not started and let running jobs finish: each writes its cache
-            # entry whole or not at all, so none is left half-written.
-            self.close()
-            exc = failed[0].exception()
-            if isinstance(exc, BrokenProcessPool):
-                raise ExecutorError(f"a worker process of {self.spec} died ({exc}); the jobs "
-                                    "it finished are cached: run the command again (retries "
-                                    "are not built yet)") from exc
-            raise exc
-        return [f.result() for f in futures]
+        progress.close()
+        if errors:
+            raise _jobs_failed(self.spec, len(jobs), errors, progress.labels)
+        return results
 
     def close(self, wait: bool = True) -> None:
         if self._pool is not None:
@@ -138,23 +314,243 @@ def _start_worker(threads: int, level: int) -> None:
     logging.basicConfig(level=level, format="unlearnlab: %(message)s", stream=sys.stderr)
 
 
-def parse_executor(spec) -> Executor:
-    """``local`` or ``process:N`` (N >= 1 workers, at most the machine's cores) as an
-    ``Executor``; anything else is a one-line ``ConfigError``. Starts no process."""
+def _import_ray():
+    """The ``ray`` module, or a one-line ``ConfigError`` naming the install command."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise ConfigError(f"--executor ray needs Ray, which is not installed here: "
+                          f"{INSTALL_RAY}") from exc
+    return ray
+
+
+def _ray_job(fn: Callable, job, threads: int, level: int):
+    """A Ray task: the worker's set-up, then the job (``_start_worker`` is idempotent, and a
+    Ray worker process may run many tasks)."""
+    _start_worker(threads, level)
+    return fn(job)
+
+
+def _reachable(host: str, port: int) -> str | None:
+    """None when a TCP connection to ``host:port`` opens, else why not."""
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT):
+            return None
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+
+
+def job_gpus(job) -> float:
+    """The default GPU share of a job on a cluster with GPUs: ``GPUS_PER_JOB`` of the
+    architecture of the job's first ``RunConfig`` (its default for the dataset and forget kind
+    when none is set); ``GPUS_PER_JOB_OTHER`` for another architecture or no RunConfig."""
+    from .forget import parse_forget
+    from .scenario import resolve_arch
+
+    for field in job if isinstance(job, tuple) else (job,):
+        if isinstance(field, RunConfig):
+            arch = resolve_arch(field, parse_forget(field.forget))
+            return GPUS_PER_JOB.get(arch, GPUS_PER_JOB_OTHER)
+    return GPUS_PER_JOB_OTHER
+
+
+class RayExecutor(Executor):
+    """``ray`` (the cluster named by ``RAY_ADDRESS`` or one ``ray start`` runs on this machine,
+    else a new local one for this command), ``ray:HOST:PORT`` (an existing cluster's GCS
+    address; this machine must be a node of it) or ``ray://HOST:PORT`` (Ray Client, from a
+    machine outside the cluster). Each job is a Ray task reserving ``threads`` CPUs and
+    ``gpus_per_job`` GPUs (None: ``job_gpus`` when the cluster has GPUs, else none); Ray
+    reruns a task whose worker or node died up to ``retries`` times (``max_retries``) and never
+    one that raised (``retry_exceptions=False``). Connects at the first ``map``; ``close``
+    disconnects (and stops a local cluster started for this command)."""
+
+    in_process = False
+
+    def __init__(self, address: str | None, retries: int = DEFAULT_RETRIES,
+                 gpus_per_job: float | None = None):
+        self._ray = _import_ray()
+        if address is None:
+            self.spec = "ray"
+        elif address.startswith("ray://"):
+            self.spec = address
+            try:
+                import grpc  # noqa: F401  (Ray Client's transport)
+            except ImportError as exc:
+                raise ConfigError(f"--executor {address} connects through Ray Client, which "
+                                  "needs grpcio: pip install 'ray[client]'") from exc
+        else:
+            self.spec = f"ray:{address}"
+        self.address, self.retries, self.gpus_per_job = address, retries, gpus_per_job
+        self._threads = torch.get_num_threads()
+        self._connected = False
+        self._cluster_gpus = 0.0
+
+    @property
+    def threads(self) -> int:
+        return self._threads
+
+    @property
+    def workers(self) -> int:
+        """Jobs the cluster runs at once (its CPUs over ``threads``); 1 before connecting."""
+        if not self._connected:
+            return 1
+        cpus = self._ray.cluster_resources().get("CPU", 0)
+        return max(1, int(cpus // self._threads))
+
+    def _start(self) -> None:
+        ray = self._ray
+        if self._connected:
+            return
+        if ray.is_initialized():  # connected by the caller: use it, leave it to its owner
+            self._owner = False
+        else:
+            if self.address is not None:
+                hostport = self.address.removeprefix("ray://")
+                host, _, port = hostport.rpartition(":")
+                why = _reachable(host, int(port))
+                if why is not None:
+                    raise ConfigError(f"--executor {self.spec}: no Ray cluster answers at "
+                                      f"{hostport} ({why}); start one there (`ray start "
+                                      "--head`) or fix the address (docs/scaling.md)")
+            try:
+                ray.init(address=self.address, logging_level=logging.WARNING,
+                         log_to_driver=True)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                # Ray's message may carry a remote traceback: its last line names the cause.
+                lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+                cause = (lines[-1] if lines else type(exc).__name__)[:300]
+                raise ConfigError(f"--executor {self.spec}: cannot connect to Ray ({cause}); "
+                                  "check the address, the authentication token and that this "
+                                  "machine's Ray and Python match the cluster's") from exc
+            self._owner = True
+        self._connected = True
+        self._cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
+        log.info("%s: a cluster of %d CPU(s) and %g GPU(s); %d thread(s) per job", self.spec,
+                 ray.cluster_resources().get("CPU", 0), self._cluster_gpus, self._threads)
+
+    def _gpus(self, job) -> float:
+        if self.gpus_per_job is not None:
+            return self.gpus_per_job
+        return job_gpus(job) if self._cluster_gpus > 0 else 0.0
+
+    def map(self, fn: Callable, jobs: Iterable) -> list:
+        jobs = list(jobs)
+        if not jobs:
+            return []
+        ray = self._ray
+        self._start()
+        if self.gpus_per_job and self.gpus_per_job > self._cluster_gpus:
+            raise ConfigError(f"--gpus-per-job {self.gpus_per_job:g} asks for more GPUs than "
+                              f"the cluster's {self._cluster_gpus:g}; lower it or add GPU "
+                              "nodes")
+        task = ray.remote(_ray_job)
+        progress = JobProgress(fn, jobs, self.spec)
+        level = log.getEffectiveLevel()
+        refs = {}
+        for i, job in enumerate(jobs):
+            ref = task.options(num_cpus=self._threads, num_gpus=self._gpus(job),
+                               max_retries=self.retries, retry_exceptions=False,
+                               name=progress.labels[i][:100]
+                               ).remote(fn, job, self._threads, level)
+            refs[ref] = i
+        results: list = [None] * len(jobs)
+        errors: dict[int, BaseException] = {}
+        running = min(len(jobs), self.workers)
+        for i in range(running):
+            progress.start(i)
+        pending = list(refs)
+        try:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                i = refs[ready[0]]
+                try:
+                    results[i] = ray.get(ready[0])
+                    progress.finish(i)
+                except ray.exceptions.RayTaskError as exc:  # the job raised
+                    errors[i] = exc.cause if exc.cause is not None else exc
+                    progress.fail(i, errors[i])
+                except ray.exceptions.RayError as exc:  # its worker or node died, retries spent
+                    errors[i] = ExecutorError(f"its Ray worker died and {self.retries} "
+                                              f"retries did not finish it: {_one_line(exc)}")
+                    progress.fail(i, errors[i])
+                if len(pending) >= running:  # another queued task starts in its place
+                    progress.start(i)
+        except BaseException:  # Ctrl-C: cancel what is left, leave without waiting
+            progress.close()
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+        progress.close()
+        if errors:
+            raise _jobs_failed(self.spec, len(jobs), errors, progress.labels)
+        return results
+
+    def close(self) -> None:
+        if self._connected:
+            self._connected = False
+            if self._owner:
+                self._ray.shutdown()
+
+
+# ------------------------------------------------------------------------------------ specs
+
+def _ray_address(spec: str) -> str | None:
+    """The address of a ``ray`` spec: None, ``HOST:PORT`` or ``ray://HOST:PORT``."""
+    if spec == "ray":
+        return None
+    client = spec.startswith("ray://")
+    hostport = spec.removeprefix("ray://") if client else spec.removeprefix("ray:")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not host or "/" in host or not port.isascii() or not port.isdigit() \
+            or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"--executor '{spec}': a Ray address is HOST:PORT with a port in "
+                          "1-65535, e.g. ray:10.0.0.1:6379 (GCS) or ray://10.0.0.1:10001 "
+                          "(Ray Client)")
+    return f"ray://{hostport}" if client else hostport
+
+
+def check_retries(retries) -> int:
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConfigError(f"--retries must be a non-negative integer, got {retries!r}")
+    return retries
+
+
+def check_gpus_per_job(gpus) -> float | None:
+    if gpus is None:
+        return None
+    if isinstance(gpus, bool) or not isinstance(gpus, int | float) or not math.isfinite(gpus) \
+            or gpus < 0:
+        raise ConfigError(f"--gpus-per-job must be a number >= 0 (a fraction packs several "
+                          f"jobs on one GPU), got {gpus!r}")
+    return float(gpus)
+
+
+def parse_executor(spec, retries: int = DEFAULT_RETRIES,
+                   gpus_per_job: float | None = None) -> Executor:
+    """``local``, ``process:N`` (N >= 1 workers, at most the machine's cores), ``ray``,
+    ``ray:HOST:PORT`` or ``ray://HOST:PORT`` as an ``Executor``; anything else is a one-line
+    ``ConfigError``. ``retries``: how often a job whose worker died runs again (not with
+    ``local``); ``gpus_per_job``: the GPU share of a Ray task (Ray only). Starts no process
+    and connects to nothing."""
     if isinstance(spec, Executor):
         return spec
     if not isinstance(spec, str):
         raise ConfigError(f"executor must be a str ({CHOICES}), got {type(spec).__name__}")
+    retries = check_retries(retries)
+    gpus_per_job = check_gpus_per_job(gpus_per_job)
+    kind, sep, count = spec.partition(":")
+    if kind != "ray" and gpus_per_job is not None:
+        raise ConfigError(f"--gpus-per-job applies to --executor ray; with {spec or 'local'} "
+                          "jobs use this machine's GPU as `--device` says (leave it out)")
     if spec == "local":
         return Executor()
-    kind, sep, count = spec.partition(":")
     if kind == "process":
         if not sep or not count.isdigit() or not count.isascii() or int(count) < 1:
             raise ConfigError(f"--executor '{spec}': the number of workers must be a positive "
                               "integer, e.g. process:2")
-        return ProcessExecutor(int(count))
+        return ProcessExecutor(int(count), retries=retries)
     if kind == "ray":
-        raise ConfigError(f"--executor '{spec}' is not built yet: {CHOICES}")
+        return RayExecutor(_ray_address(spec), retries, gpus_per_job)
     raise ConfigError(f"unknown executor '{spec}': {CHOICES}")
 
 
@@ -175,3 +571,7 @@ def check_fresh(executor: Executor, reuse: bool) -> None:
     if not executor.in_process and not reuse:
         raise ConfigError(f"--fresh with --executor {executor.spec} is not built yet; run "
                           "--fresh with --executor local, or leave --fresh out")
+
+
+__all__ = ["CHOICES", "DEFAULT_RETRIES", "Executor", "JobProgress", "ProcessExecutor",
+           "RayExecutor", "check_fresh", "describe_job", "open_executor", "parse_executor"]

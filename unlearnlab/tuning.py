@@ -26,6 +26,14 @@ study is resumed by running the same command, and workers on one study share the
 sampler is TPE (Bergstra et al. 2011), seeded. The best trial is written to
 ``<data root>/presets/tuned.json`` and runs as ``--preset tuned`` (``methods.presets``).
 
+With an executor of workers (``tune(cfg, executor="process:4")``, ``--executor ray``), this
+process keeps the study and its seeded sampler and the workers only evaluate: the baselines
+are trained once on the workers (``baseline_job``), then trials are asked in rounds of as many
+as the executor runs at once, their J(h) computed by ``trial_job`` on the workers and told to
+the study here. A trial's value depends only on its parameters (every seed comes from the
+configuration, the thread count from the executor), and the parameters only on the sampler's
+seed and the round size, never on which worker ran what or when it finished.
+
 Where a study lives (storage, resumption, the preset file) is ``studies``'s concern.
 """
 
@@ -43,6 +51,7 @@ import numpy as np
 from .config import MAX_SEED, RunConfig
 from .data import data_root, dataset_spec
 from .errors import ConfigError
+from .executor import Executor, check_fresh, open_executor
 from .experiment import (
     Baselines,
     check_data_root,
@@ -287,15 +296,85 @@ def _progress(study, trial) -> None:
              best.value, best.number, params)
 
 
-def tune(cfg: TuneConfig) -> TuneResult:
+# One process's baselines of the last study it evaluated trials of (a worker of an executor runs
+# many trials of one study: it loads the baselines from the cache once).
+_WORKER_BASELINES: dict[str, list[Baselines]] = {}
+
+
+def _worker_baselines(cfg: TuneConfig) -> list[Baselines]:
+    key = repr(cfg)
+    if key not in _WORKER_BASELINES:
+        _WORKER_BASELINES.clear()
+        _WORKER_BASELINES[key] = baselines(cfg)
+    return _WORKER_BASELINES[key]
+
+
+def baseline_job(job: tuple[TuneConfig, int]) -> None:
+    """A worker's job: seed ``seed``'s original and retrained models of the study trained
+    (or found) in the cache, with their baseline evaluations."""
+    cfg, seed = job
+    prepare(cfg.run_config(seed))
+
+
+def trial_job(job: tuple[TuneConfig, int, dict]) -> dict:
+    """A worker's job: J(h) of trial ``number`` with parameters ``params`` (``evaluate``), with
+    the worker that ran it and its seconds."""
+    cfg, _, params = job
+    start = time.perf_counter()
+    result = evaluate(_worker_baselines(cfg), cfg.method, params)
+    return {"value": result["value"], "gaps": result["gaps"], "diverged": result["diverged"],
+            "worker": f"{socket.gethostname()}:{os.getpid()}",
+            "seconds": round(time.perf_counter() - start, 3)}
+
+
+trial_job.describe = lambda job: f"trial {job[1]} of {job[0].study_name}"
+baseline_job.describe = lambda job: f"baselines of {job[0].study_name}, seed {job[1]}"
+
+
+def _tune_on(pool: Executor, study, cfg: TuneConfig) -> int:
+    """The trials the study lacks, in rounds of ``pool.workers`` on the pool's workers (see the
+    module docstring); returns how many this call completed. A round whose jobs fail (or
+    Ctrl-C) marks its trials failed and raises."""
+    from optuna.trial import TrialState
+
+    method_cls = get_method(cfg.method)
+    pool.map(baseline_job, [(cfg, seed) for seed in range(cfg.seeds)])
+    ran = 0
+    while (todo := cfg.trials - complete_trials(study)) > 0:
+        trials = [study.ask() for _ in range(min(pool.workers, todo))]
+        jobs = [(cfg, t.number, method_cls.search_space(t)) for t in trials]
+        try:
+            results = pool.map(trial_job, jobs)
+        except BaseException:
+            for trial in trials:
+                study.tell(trial, state=TrialState.FAIL)
+            raise
+        for trial, result in zip(trials, results, strict=True):
+            for key in ("worker", "gaps", "diverged", "seconds"):
+                trial.set_user_attr(key, result[key])
+            _progress(study, study.tell(trial, result["value"]))
+            ran += 1
+    return ran
+
+
+def tune(cfg: TuneConfig, executor: str | Executor = "local") -> TuneResult:
     """Run the study until it holds ``cfg.trials`` complete trials (this process and any
     other worker together) and write its best trial as the ``tuned`` preset. Ctrl-C stops
-    after marking the running trial failed; the finished ones stay in the storage."""
+    after marking the running trial failed; the finished ones stay in the storage.
+    ``executor`` (``executor.parse_executor``): with workers, the trials run on them in
+    rounds (``_tune_on``)."""
+    check(cfg)
+    with open_executor(executor) as pool:
+        check_fresh(pool, cfg.reuse)
+        return _tune(cfg, pool)
+
+
+def _tune(cfg: TuneConfig, pool: Executor) -> TuneResult:
+    """``tune``'s work once checked."""
     import optuna
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
-    check(cfg)
     # Progress comes from _progress. Optuna's own warning on a failed trial carries the
     # traceback of the error (a Ctrl-C too), which then reaches the CLI as one line anyway.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -307,6 +386,13 @@ def tune(cfg: TuneConfig) -> TuneResult:
     if todo > 0:
         log.info("study '%s': %d of %d trials to run; preparing the baselines of %d seed(s)",
                  cfg.study_name, todo, cfg.trials, cfg.seeds)
+        if not pool.in_process:
+            try:
+                result.ran = _tune_on(pool, study, cfg)
+            except KeyboardInterrupt:
+                result.interrupted = True
+            result.preset = write_preset(study, cfg)
+            return result
         bases = baselines(cfg, first)
         mine_before = own_count(study)
         stop = MaxTrialsCallback(cfg.trials, states=(TrialState.COMPLETE,))
@@ -320,5 +406,5 @@ def tune(cfg: TuneConfig) -> TuneResult:
     return result
 
 
-__all__ = ["DIVERGED", "METRICS", "VALIDATION", "TuneConfig", "TuneResult", "baselines",
-           "ensemble_means", "evaluate", "tune"]
+__all__ = ["DIVERGED", "METRICS", "VALIDATION", "TuneConfig", "TuneResult", "baseline_job",
+           "baselines", "ensemble_means", "evaluate", "trial_job", "tune"]
