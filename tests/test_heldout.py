@@ -1,0 +1,117 @@
+"""The held-out scenario suite (``unlearnlab.heldout``): its scenarios resolve on the real data,
+``bench --suite heldout`` selects them, and every search (``tune``, ``--preset auto``) refuses
+them."""
+
+from __future__ import annotations
+
+import pytest
+
+from unlearnlab import auto_preset, heldout
+from unlearnlab.bench import STANDARD_SCENARIOS, SUITES, scenario_name, suite_scenarios
+from unlearnlab.cli import main
+from unlearnlab.config import RunConfig
+from unlearnlab.errors import ConfigError
+from unlearnlab.forget import parse_forget
+from unlearnlab.heldout import HELDOUT_SCENARIOS, check_not_held_out, is_held_out
+from unlearnlab.methods import list_methods
+from unlearnlab.methods.presets import SHIPPED_TUNED, read_tuned
+from unlearnlab.scenario import build_scenario
+from unlearnlab.tuning import TuneConfig, tune
+
+
+def test_suite_has_every_kind_and_a_name_per_scenario():
+    kinds = {parse_forget(f).scenario for _, f, _ in HELDOUT_SCENARIOS}
+    assert kinds == {"class", "feature", "random"}
+    assert {parse_forget(f).kind for _, f, _ in HELDOUT_SCENARIOS} >= {"class", "subset", "rest",
+                                                                       "color", "random"}
+    names = {scenario_name(d, f) for d, f, _ in HELDOUT_SCENARIOS}
+    assert names == set(heldout.HELDOUT_NAMES.values())  # a short name of its own each
+    assert len(names) == len(HELDOUT_SCENARIOS)
+
+
+def test_suite_shares_no_forget_set_with_the_standard_suite_or_a_tuned_preset():
+    standard = {(d, str(parse_forget(f))) for d, f, _ in STANDARD_SCENARIOS}
+    held = {(d, str(parse_forget(f))) for d, f, _ in HELDOUT_SCENARIOS}
+    assert not standard & held
+    shipped = read_tuned(SHIPPED_TUNED)
+    tuned = {(dataset, entry["forget"]) for by_dataset in shipped.values()
+             for dataset, entry in by_dataset.items()}
+    assert tuned and not tuned & held
+    assert not any(is_held_out(d, f) for d, f, _ in STANDARD_SCENARIOS)
+
+
+@pytest.mark.parametrize(("dataset", "forget", "arch"), HELDOUT_SCENARIOS)
+def test_every_scenario_resolves_in_quick_mode(dataset, forget, arch, shared_isolated_root):
+    sc = build_scenario(RunConfig(dataset=dataset, forget=forget, arch=arch, quick=True,
+                                  data_dir=str(shared_isolated_root)))
+    task = sc.task
+    assert len(task.forget_y) > 0 and len(task.retain_y) > len(task.forget_y) // 2
+    assert sc.arch == (arch or {"cmnist": "convnet"}.get(dataset, "mlp"))
+    if sc.kind == "random":
+        assert set(task.forget_y.tolist()) == set(range(10))
+    else:
+        assert len(set(task.forget_y.tolist())) == 1
+
+
+def test_suite_option_selects_the_scenarios(monkeypatch, tmp_path, capsys):
+    seen = {}
+
+    def fake_bench(cfg, methods, seeds, out, scenarios, **kwargs):
+        seen["scenarios"] = scenarios
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr("unlearnlab.cli.bench", fake_bench)
+    base = ["bench", "--methods", "gemu", "--seeds", "3", "--out", str(tmp_path / "out")]
+    assert main([*base, "--suite", "heldout"]) == 2
+    assert seen["scenarios"] == HELDOUT_SCENARIOS
+    assert main(base) == 2
+    assert seen["scenarios"] == STANDARD_SCENARIOS
+    capsys.readouterr()
+    assert main([*base, "--suite", "nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "choose one of standard, heldout" in err
+    assert set(SUITES) == {"standard", "heldout"}
+    with pytest.raises(ConfigError, match="not a scenario suite"):
+        suite_scenarios("Heldout")
+
+
+@pytest.mark.parametrize("forget", ["class:2", "class:02", "random:0.010", "random:0.01:0"])
+def test_canonical_specs_count_as_held_out(forget):
+    assert is_held_out("mnist", forget)
+    assert not is_held_out("fashion_mnist", "class:2")  # another dataset's class 2
+    assert not is_held_out("mnist", "random:0.01:1")  # another split seed: another forget set
+
+
+def test_tune_refuses_a_held_out_scenario_before_any_work(tmp_path, capsys):
+    cfg = TuneConfig(dataset="fashion_mnist", forget="class:8", method="gemu",
+                     data_dir=str(tmp_path / "absent"))
+    with pytest.raises(ConfigError, match="tune refuses fashion_mnist forget class:8: it is a "
+                                          "held-out scenario"):
+        tune(cfg)
+    assert main(["tune", "--method", "gemu", "--dataset", "mnist", "--forget", "class:2",
+                 "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "held-out scenario" in err
+    assert not any(tmp_path.iterdir())  # no study, preset or model written
+
+
+def test_auto_preset_refuses_a_held_out_scenario_before_any_work(tmp_path, monkeypatch):
+    def no_search(*args, **kwargs):
+        raise AssertionError("searched a held-out scenario")
+
+    monkeypatch.setattr(auto_preset, "search", no_search)
+    monkeypatch.setattr(auto_preset, "build_scenario", no_search)
+    cfg = RunConfig(dataset="cmnist", forget="color:green:4", method="gemu", preset="auto",
+                    data_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match=r"--preset auto refuses cmnist forget "
+                                          r"color:green:4: it is a held-out scenario"):
+        auto_preset.resolve(cfg)
+
+
+def test_every_method_of_the_check_is_registered():
+    # the methods docs/heldout.md reports: GEMU, GeFeU and the leaderboard's top five
+    assert {"gemu", "gefeu", "relabel", "random_label", "salun", "scrub",
+            "boundary_shrink"} <= set(list_methods())
+    check_not_held_out("mnist", "class:6", "tune")  # a standard scenario may be searched
+    assert heldout.HELDOUT_NAMES.keys() == {(d, str(parse_forget(f)))
+                                             for d, f, _ in HELDOUT_SCENARIOS}
