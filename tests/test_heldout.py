@@ -13,7 +13,8 @@ from unlearnlab.config import RunConfig
 from unlearnlab.errors import ConfigError
 from unlearnlab.forget import parse_forget
 from unlearnlab.heldout import HELDOUT_SCENARIOS, check_not_held_out, is_held_out
-from unlearnlab.methods import list_methods
+from unlearnlab.methods import create, get_method, list_methods
+from unlearnlab.methods.base import share_count
 from unlearnlab.methods.presets import SHIPPED_TUNED, read_tuned
 from unlearnlab.scenario import build_scenario
 from unlearnlab.tuning import TuneConfig, tune
@@ -115,3 +116,30 @@ def test_every_method_of_the_check_is_registered():
     check_not_held_out("mnist", "class:6", "tune")  # a standard scenario may be searched
     assert heldout.HELDOUT_NAMES.keys() == {(d, str(parse_forget(f)))
                                              for d, f, _ in HELDOUT_SCENARIOS}
+
+
+# ------------------------------------------------------------------ defaults relative to |D_f|
+
+@pytest.mark.parametrize(("share", "n", "expected"), [
+    (1 / 12, 5999, 500), (1 / 12, 6000, 500),  # the standard random 10 % of MNIST, Fashion
+    (1 / 12, 599, 50), (1 / 12, 18000, 1500),  # the held-out 1 % of MNIST, 30 % of Fashion
+    (1 / 12, 5, 1), (1.0, 7, 7), (0.5, 0, 0)])
+def test_share_count_scales_with_the_forget_set(share, n, expected):
+    assert share_count(share, n) == expected
+
+
+@pytest.mark.parametrize("share", [0.0, -0.1, 1.5])
+def test_share_count_refuses_a_share_outside_0_1(share):
+    with pytest.raises(ConfigError, match=r"share of the forget set must lie in \(0, 1\]"):
+        share_count(share, 100)
+
+
+@pytest.mark.parametrize("name", ["random_label", "salun"])
+@pytest.mark.parametrize(("n_forget", "expected"), [(5999, 500), (599, 50), (18000, 1500)])
+def test_random_forgetting_relabels_a_share_of_the_forget_set(name, n_forget, expected):
+    method = create(get_method(name), dataset="mnist", scenario="random", arch="mlp")
+    assert method.forget_count(n_forget) == expected
+    # class and feature forgetting keep their absolute counts
+    for kind in ("class", "feature"):
+        fixed = create(get_method(name), dataset="mnist", scenario=kind, arch="mlp")
+        assert fixed.forget_count(n_forget) == fixed.params["forget_samples"]
