@@ -5,6 +5,7 @@ them."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from unlearnlab import auto_preset, heldout
 from unlearnlab.bench import STANDARD_SCENARIOS, SUITES, scenario_name, suite_scenarios
@@ -14,8 +15,9 @@ from unlearnlab.errors import ConfigError
 from unlearnlab.forget import parse_forget
 from unlearnlab.heldout import HELDOUT_SCENARIOS, check_not_held_out, is_held_out
 from unlearnlab.methods import create, get_method, list_methods
-from unlearnlab.methods.base import share_count
+from unlearnlab.methods.base import UnlearnTask, share_count
 from unlearnlab.methods.presets import SHIPPED_TUNED, read_tuned
+from unlearnlab.models import recipe_for
 from unlearnlab.scenario import build_scenario
 from unlearnlab.tuning import TuneConfig, tune
 
@@ -143,3 +145,36 @@ def test_random_forgetting_relabels_a_share_of_the_forget_set(name, n_forget, ex
     for kind in ("class", "feature"):
         fixed = create(get_method(name), dataset="mnist", scenario=kind, arch="mlp")
         assert fixed.forget_count(n_forget) == fixed.params["forget_samples"]
+
+
+def _task(n_forget: int, n_retain: int, seed: int = 0) -> UnlearnTask:
+    x = torch.arange(n_forget + n_retain, dtype=torch.float32).view(-1, 1, 1, 1)
+    y = torch.arange(n_forget + n_retain) % 10
+    return UnlearnTask(x[:n_forget], y[:n_forget], x[n_forget:], y[n_forget:], 10,
+                       recipe_for("mlp"), torch.device("cpu"), seed)
+
+
+@pytest.mark.parametrize(("n_forget", "n_retain", "expected"), [
+    (6000, 54000, 6000),   # a tenth of |D|: the whole forget set, in order (no draw)
+    (136, 8699, 136),      # a small forget set: all of it
+    (18000, 42000, 6000),  # a 30 % sample: a tenth of |D|
+    (599, 59401, 599)])
+def test_boundary_shrink_runs_on_at_most_a_share_of_the_data(n_forget, n_retain, expected):
+    method = create(get_method("boundary_shrink"), dataset="fashion_mnist", scenario="random",
+                    arch="mlp")
+    task = _task(n_forget, n_retain)
+    x, y = method.shrink_set(task)
+    assert len(y) == expected
+    if expected == n_forget:
+        assert x is task.forget_x  # unchanged, so every run within the cap is as before
+    else:
+        rows = x.flatten().long()
+        assert len(set(rows.tolist())) == expected and rows.max() < n_forget
+        assert torch.equal(y, task.forget_y[rows])
+        again, _ = method.shrink_set(_task(n_forget, n_retain))
+        assert torch.equal(again, x)  # seeded by the task's seed
+        other, _ = method.shrink_set(_task(n_forget, n_retain, seed=1))
+        assert not torch.equal(other, x)
+    everything = create(get_method("boundary_shrink"), dataset="fashion_mnist",
+                        scenario="random", arch="mlp", params={"data_share": 0.0})
+    assert len(everything.shrink_set(task)[1]) == n_forget
