@@ -134,6 +134,10 @@ REFERENCE_VALUES = [
     ("boundary_shrink", "lr", 1e-5, f"{BOUNDARY}: lr=0.00001"),
     ("boundary_shrink", "weight_decay", 0.0, f"{BOUNDARY}: no weight_decay"),
     ("boundary_shrink", "epochs", 10, f"{BOUNDARY}: poison_epoch=10"),
+    ("boundary_shrink", "data_share", 0.0, f"{BOUNDARY}: the loop runs over the whole "
+     "forget loader"),
+    ("random_label", "forget_share", 0.0, "OPTML-Group/Unlearn-Saliency Classification/unlearn/"
+     "RL.py: every forget sample is relabelled"),
     ("boundary_shrink", "batch_size", 64, "TY-LEE-KR/Boundary-Unlearning-Code main.py: "
      "--batch_size default 64"),
 ]

@@ -46,6 +46,7 @@ from .data import data_root
 from .errors import ConfigError
 from .experiment import prepare
 from .forget import parse_forget
+from .heldout import check_not_held_out
 from .methods import create, get_method
 from .methods.base import UnlearningMethod
 from .methods.presets import AUTO, lookup_tuned
@@ -156,6 +157,7 @@ def resolve(cfg: RunConfig) -> AutoPreset:
     this scenario, else a cached search, else a new search (written to the cache)."""
     cls = method_class(cfg.method)
     check_searchable(cls)
+    check_not_held_out(cfg.dataset, cfg.forget, f"--preset {AUTO}")
     tuned = tuned_for_scenario(cls, cfg)
     if tuned is not None:
         log.info("preset auto: %s on %s forget %s has a tuned preset for this scenario in %s; "

@@ -24,6 +24,7 @@ from .config import RunConfig
 from .errors import ConfigError
 from .executor import Executor, check_fresh, open_executor
 from .forget import parse_forget
+from .heldout import HELDOUT_NAMES, HELDOUT_SCENARIOS
 from .methods import get_method, list_methods
 from .outputs import atomic_path, output_folder
 from .ranking import LEVEL, bootstrap_interval, overlap_groups
@@ -44,7 +45,11 @@ SHORT_NAMES = {("mnist", "class:6"): "mnist-six",
                ("fashion_mnist", "subset:fashion_mnist_heeled_sandals"): "fashion-heeled-sandals",
                ("cmnist", "subset:mnist_sevens_with_crossbar"): "cmnist-crossed-sevens",
                ("mnist", "random:0.1"): "mnist-random-10",
-               ("fashion_mnist", "random:0.1"): "fashion-random-10"}
+               ("fashion_mnist", "random:0.1"): "fashion-random-10",
+               **HELDOUT_NAMES}
+# The scenario suites ``unlearnlab bench --suite`` selects: the standard one the defaults were
+# tuned on, and the held-out one that no default, preset or search has seen (``heldout``).
+SUITES = {"standard": STANDARD_SCENARIOS, "heldout": HELDOUT_SCENARIOS}
 
 
 def scenario_name(dataset: str, forget: str) -> str:
@@ -60,6 +65,14 @@ def scenario_name(dataset: str, forget: str) -> str:
 # ``compare.OUTPUT_NAMES``): the leaderboard and one folder per scenario.
 OUTPUT_NAMES = ("leaderboard.md", "leaderboard.csv", ".*.tmp", "mnist-*", "fashion-*",
                 "cmnist-*", "fashion_mnist-*", "digits-*")
+
+
+def suite_scenarios(suite: str) -> tuple[tuple[str, str, str | None], ...]:
+    """The scenarios of ``suite``, a key of ``SUITES``."""
+    if suite not in SUITES:
+        raise ConfigError(f"--suite {suite!r} is not a scenario suite; choose one of "
+                          f"{', '.join(SUITES)}")
+    return SUITES[suite]
 
 
 def bench(cfg: RunConfig, methods: list[str] | None = None, seeds: int = 5,

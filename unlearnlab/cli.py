@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from . import bundle
-from .bench import bench, leaderboard_markdown
+from .bench import bench, leaderboard_markdown, suite_scenarios
 from .compare import compare, markdown
 from .config import RunConfig
 from .data import data_root, list_datasets, load_dataset
@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--methods", default=None, help="comma-separated registry keys or "
                    "package.module:Class (default: every registered method)")
     b.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per scenario")
+    b.add_argument("--suite", default="standard", help="the scenarios: standard (the "
+                   "leaderboard's, which the defaults were tuned on) or heldout (scenarios no "
+                   "default or search has seen: docs/heldout.md)")
     b.add_argument("--out", type=Path, required=True, help="output folder")
     b.add_argument("--forget-quality", type=int, default=0, metavar="N",
                    help="also score every method on the random-forgetting scenarios with the "
@@ -231,9 +234,10 @@ def cmd_bench(args) -> int:
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
         if not methods:
             raise ConfigError("--methods is empty: name at least one method or leave it out")
+    scenarios = suite_scenarios(args.suite)
     cfg = RunConfig(quick=args.quick, data_dir=args.data_dir, device=args.device)
     with _pool(args) as pool:
-        rows = bench(cfg, methods, args.seeds, args.out,
+        rows = bench(cfg, methods, args.seeds, args.out, scenarios=scenarios,
                      forget_quality_models=args.forget_quality, executor=pool)
     print(leaderboard_markdown(rows, args.seeds, args.quick))
     print(f"wrote {args.out}/leaderboard.md, leaderboard.csv and one folder per scenario")

@@ -61,6 +61,7 @@ from .experiment import (
     unlearn_and_assess,
 )
 from .forget import parse_forget
+from .heldout import check_not_held_out
 from .methods import create, get_method
 from .methods.presets import TUNED_FILE
 from .outputs import check_file_target
@@ -183,7 +184,7 @@ def check(cfg: TuneConfig) -> None:
                           f"{seed!r}")
     cfg.run_config(0)  # RunConfig checks dataset, forget, method, quick, data_dir, device, ...
     dataset_spec(cfg.dataset)
-    parse_forget(cfg.forget)
+    check_not_held_out(cfg.dataset, cfg.forget, "tune")
     method = get_method(cfg.method)
     if not method.tunable():
         method.search_space(None)  # raises the one-line ConfigError naming tunable methods

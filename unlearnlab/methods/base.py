@@ -25,6 +25,17 @@ from .params import Range, check_ranges, check_types
 from .presets import AUTO, TUNED
 
 
+def share_count(share: float, n: int) -> int:
+    """A sample count relative to a set of ``n`` samples (|D_f|, say): round(``share`` * n)
+    (Python's round, halves to even), at least 1 and at most ``n`` (0 when ``n`` is 0). A
+    default written as a share keeps its proportion on a forget set of another size, where an
+    absolute count tuned on one set would take most of a small set or a sliver of a large one
+    (docs/heldout.md)."""
+    if not 0 < share <= 1:
+        raise ConfigError(f"a share of the forget set must lie in (0, 1], got {share}")
+    return min(n, max(1, round(share * n))) if n > 0 else 0
+
+
 @dataclass
 class UnlearnTask:
     """What a method may use: the forget samples (``forget_x`` N_f x C x H x W in [0, 1],

@@ -1,7 +1,8 @@
 """SalUn, saliency-masked random relabelling (Fan, Liu, Zhang, Wei, Wong & Liu, ICLR 2024,
 "SalUn: Empowering Machine Unlearning via Gradient-based Weight Saliency").
 
-Definition, on a forget sample D_f' of ``forget_samples`` samples without repeats (0 = all):
+Definition, on a forget sample D_f' of ``forget_samples`` samples without repeats (0 = all;
+with ``forget_share`` > 0, ``base.share_count(forget_share, |D_f|)`` samples):
 
 1. saliency: g = grad_theta mean_{D_f'} CE(f_theta(x), y) at the original weights (eval
    mode, accumulated in batches of ``mask_batch``); the mask m keeps the weights whose |g| is
@@ -65,7 +66,8 @@ class SalUn(RandomLabel):
     name = "salun"
     scenarios = ("class", "feature", "random")
     defaults = {"mask_fraction": 0.5, "epochs": 1, "lr": 1e-3, "batch_size": 128,
-                "forget_samples": 500, "retain_ratio": 4.0, "mask_batch": 512}
+                "forget_samples": 500, "retain_ratio": 4.0, "mask_batch": 512,
+                "forget_share": 0.0}
     # random_label's optimiser, weight decay, label classes and retain set
     defaults |= {"optimizer": "adam", "weight_decay": 0.0, "label_classes": "others",
                  "retain_set": "ratio"}
