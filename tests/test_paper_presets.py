@@ -77,6 +77,8 @@ REFERENCE_VALUES = [
     ("salun", "mask_fraction", 0.5, f"{SALUN} (a hard mask from threshold_list 0.5, "
      "generate_mask.py)"),
     ("salun", "forget_samples", 0, "Unlearn-Saliency generate_mask.py: the whole forget loader"),
+    ("salun", "forget_share", 0.0, "Unlearn-Saliency unlearn/RL.py: every forget sample is "
+     "relabelled"),
     ("salun", "label_classes", "all", "Unlearn-Saliency unlearn/RL.py: torch.randint(0, "
      "args.num_classes, ...)"),
     ("salun", "retain_set", "all", "Unlearn-Saliency unlearn/RL.py: all of the retain loader"),
