@@ -90,7 +90,7 @@ def test_the_summary_puts_the_verdict_first_and_the_point_gap_second():
                           "z MIA-efficacy"]
     assert cells.index("avg gap (pts)") > cells.index("retain")
     row = next(line for line in text.splitlines() if line.startswith("| m |"))
-    assert "| 1.4 ± 0.0 |" in row and row.endswith("| retain-damage ×3 |")
+    assert "| 1.4 ± 0.0 |" in row and row.endswith("| retain-damage (3 of 3 seeds) |")
     assert "avg |z|: mean |z|" in text
     assert "an independently retrained model scores about 1.63 with 3 seeds" in text
 

@@ -199,6 +199,7 @@ def train_or_load(sc: Scenario, role: str) -> tuple[nn.Module, dict]:
     model = new_model(sc)
     meta = _cached(sc, config, model)
     if meta is not None:
+        log.info("loaded the %s model (seed %d) from the cache", role, sc.model_seed)
         return model.to(sc.device).eval(), {**meta, "digest": content_digest(model.state_dict())}
     rows = sc.rows(role)
     r = sc.recipe
@@ -272,6 +273,8 @@ def unlearn_or_load(sc: Scenario, method, original: nn.Module, original_digest: 
     model = new_model(sc)
     meta = _cached(sc, config, model)
     if meta is not None:
+        log.info("loaded the model unlearned by %s (%s preset, seed %d) from the cache",
+                 method.name, method.preset, seed)
         return model.eval(), meta
     task = sc.task if seed == sc.task.seed else dataclasses.replace(sc.task, seed=seed)
     seed_everything(seed)
@@ -302,6 +305,7 @@ def load_baselines(sc: Scenario, config: dict) -> tuple[dict, dict] | None:
     except CorruptCacheError as exc:
         log.warning("%s; recomputing it", exc)
         return None
+    log.info("loaded the baselines' evaluation (seed %d) from the cache", sc.config.seed)
     return payload["evaluations"], payload["outputs"]
 
 
