@@ -32,7 +32,7 @@ test: venv data lint postgres
 	$(PY) -m pytest -q
 
 # Seed A's experiment with progress, figures in results/demo/ and where the forgotten sixes went
-# (about 25 min cold on 2 busy cores; seconds once its models are cached).
+# (about 15 min cold on 2 busy cores, docs/demo.md; a minute once its models are cached).
 demo: venv data
 	$(PY) -m unlearnlab demo --out results/demo
 

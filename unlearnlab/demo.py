@@ -20,8 +20,8 @@ from .experiment import RunResult
 FORGET_CLASS, TARGET_CLASS, OVERSAMPLE = 6, 3, 10
 # docs/demo.md: measured cold (both models trained) with OMP_NUM_THREADS=1 on the 2 shared
 # cores of the development machine; warm runs load both models from <data root>/models.
-EXPECTED_TIME = ("about 25 minutes the first time on 2 busy CPU cores (it trains two CNNs on "
-                 "113,000 and 54,000 images), under a minute once its models are cached")
+EXPECTED_TIME = ("about 15 minutes the first time on 2 busy CPU cores (it trains two CNNs, on "
+                 "113,000 and 54,000 images), about a minute once its models are cached")
 # What each MIA score of the summary says, in one line (scores are on the forget-train set).
 MIA_MEANINGS = {
     "efficacy": "efficacy: share of the forgotten training images an SVC attack calls "
