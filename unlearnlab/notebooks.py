@@ -34,9 +34,10 @@ METADATA_KEY = "unlearnlab"
 # 80 dpi keeps a 12-inch-wide figure under 1000 pixels: readable in a repository viewer, and a
 # notebook of a dozen figures stays well under a megabyte.
 FIGURE_DPI = 80
-# Run in the kernel before the notebook's cells (not stored): PNG figures at FIGURE_DPI.
+# Run in the kernel before the notebook's cells (not stored): PNG figures at FIGURE_DPI, then the
+# inline backend loaded up front (it applies InlineBackend.rc when it loads).
 SETUP = ("%config InlineBackend.figure_formats = ['png']\n"
-         f"%config InlineBackend.rc = {{'figure.dpi': {FIGURE_DPI}}}")
+         f"%config InlineBackend.rc = {{'figure.dpi': {FIGURE_DPI}}}\n%matplotlib inline")
 CELL_TIMEOUT_S = 4 * 3600
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
