@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED ?= ../shared
 
-.PHONY: venv data postgres chromium test lint demo figures bench bench-figures bench-perf clean
+.PHONY: venv data postgres chromium test lint demo lab notebooks figures bench bench-figures bench-perf clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +39,20 @@ lint: venv
 test: venv data lint postgres chromium
 	$(PY) -m pytest -q
 
+# Seed A's experiment with progress, figures in results/demo/ and where the forgotten sixes went
+# (about 15 min cold on 2 busy cores, docs/demo.md; a minute once its models are cached).
 demo: venv data
-	$(PY) -m unlearnlab demo
+	$(PY) -m unlearnlab demo --out results/demo
+
+# JupyterLab on the repository's notebooks.
+lab: venv data
+	$(PY) -m jupyter lab --notebook-dir=.
+
+# Execute every root notebook on the real data (not quick mode), reusing the cached models of the
+# data root, and write each back in place with its outputs (NOTEBOOKS= to pick some).
+NOTEBOOKS ?=
+notebooks: venv data
+	$(PY) -m unlearnlab.notebooks $(NOTEBOOKS)
 
 figures: venv data
 	$(PY) -m unlearnlab figures class-forgetting --out assets

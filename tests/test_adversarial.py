@@ -947,11 +947,14 @@ def test_silent_demo_without_mnist_falls_back_to_digits(tmp_path, capsys, monkey
     def offline(*args, **kwargs):
         raise RuntimeError("offline")
     monkeypatch.setattr(builtin, "_torchvision_class", lambda name: offline)
-    code, out, err = main_in_process(["demo", "--quick", "--data-dir", tmp_path / "data"],
-                                     capsys)
+    code, out, err = main_in_process(["demo", "--quick", "--data-dir", tmp_path / "data",
+                                      "--out", tmp_path / "demo"], capsys)
     assert code == 0, err
     assert "running the demo on scikit-learn's digits instead" in out
     assert "digits / " in out
+    assert "forgotten sixes (test set) now predicted as: " in out and "(retrained model: " in out
+    assert (tmp_path / "demo" / "class_forgetting_predictions.png").is_file()
+    assert f"figures: {(tmp_path / 'demo').resolve()}/" in out
 
 
 @pytest.mark.parametrize("value", ["\n", "a\nb=1", "epo\r\nchs=1"])

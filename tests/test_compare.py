@@ -90,7 +90,7 @@ def test_the_summary_puts_the_verdict_first_and_the_point_gap_second():
                           "z MIA-efficacy"]
     assert cells.index("avg gap (pts)") > cells.index("retain")
     row = next(line for line in text.splitlines() if line.startswith("| m |"))
-    assert "| 1.4 ± 0.0 |" in row and row.endswith("| retain-damage ×3 |")
+    assert "| 1.4 ± 0.0 |" in row and row.endswith("| retain-damage (3 of 3 seeds) |")
     assert "avg |z|: mean |z|" in text
     assert "an independently retrained model scores about 1.63 with 3 seeds" in text
 
@@ -104,3 +104,38 @@ def test_one_seed_has_no_spread_so_no_z_and_no_spread_flag():
     assert run["collapse"] and not run["over_forgetting"] and not run["retain_damage"]
     text = markdown(summarize(rows))
     assert "| m | n/a |" in text and "n/a with one seed: one retrained model has no spread" in text
+
+
+def test_compare_logs_its_progress_to_a_file_and_what_came_from_the_cache(tmp_path):
+    """``unlearnlab compare`` with stderr going to a file (no terminal, so no bars): a line
+    per training epoch, per seed (``seed j/n``) and per method; a second run says that the
+    models and evaluations came from the cache and trains nothing."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
+    env.pop("UNLEARNLAB_DATA", None)
+    command = [sys.executable, "-m", "unlearnlab", "compare", "--dataset", "digits", "--forget",
+               "class:6", "--methods", "gradient_ascent", "--seeds", "2", "--quick",
+               "--data-dir", str(tmp_path / "data")]
+    logs = []
+    for run in ("cold", "warm"):
+        log = tmp_path / f"{run}.log"
+        with log.open("w") as stderr:
+            proc = subprocess.run([*command, "--out", str(tmp_path / run)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=stderr, timeout=900)
+        logs.append(log.read_text())
+        assert proc.returncode == 0, logs[-1][-2000:]
+    cold, warm = logs
+    assert "train original seed 0: epoch 1/1" in cold and "train retrained seed 1: epoch" in cold
+    assert "seed 1/2: the baselines" in cold and "seed 2/2: the baselines" in cold
+    assert "seed 2/2 · method 1/1 gradient_ascent" in cold
+    assert "from the cache" not in cold
+    assert "loaded the original model (seed 1) from the cache" in warm
+    assert "loaded the retrained model (seed 0) from the cache" in warm
+    assert "loaded the baselines' evaluation (seed 1) from the cache" in warm
+    assert "loaded the model unlearned by gradient_ascent" in warm
+    assert "training the" not in warm and "epoch 1/1" not in warm

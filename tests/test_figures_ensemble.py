@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from matplotlib.collections import PolyCollection  # noqa: E402
+from matplotlib.collections import PathCollection, PolyCollection  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from torch import nn  # noqa: E402
 
@@ -108,9 +108,8 @@ def test_accuracy_boxes_have_one_panel_per_split_and_all_subsets(cmp):
     assert f"{SEEDS} seeds per box" in test_ax.get_title()
     assert _ticklabels(test_ax) == ["all", "retain", "forget", "rest of class", "other classes"]
     assert test_ax.get_ylabel() == "test accuracy (%)"
-    assert test_ax.get_ylim() == pytest.approx((-3, 103))
     legend = [t.get_text() for t in train_ax.get_legend().get_texts()]
-    assert legend == list(MODELS)
+    assert legend == [ensemble.UNTRAINED_LABEL, *MODELS[1:]]
     assert test_ax.get_legend() is None  # one legend for both panels
 
 
@@ -123,13 +122,32 @@ def test_accuracy_boxes_of_one_split(cmp):
 
 
 def test_accuracy_boxes_are_in_percent_and_show_every_seed(cmp):
+    """Every seed of every trained model is a dot; the untrained model is a dashed line at its
+    mean (or a note at the axis's foot), so the axis spans only the boxes' values."""
     ax = ensemble.plot_subset_boxes(cmp.rows, "test").axes[0]
     dots = np.concatenate([np.ma.getdata(c.get_offsets())[:, 1] for c in ax.collections
-                           if len(c.get_offsets())])
-    expected = 100 * cmp.rows[["test_acc", "retain_test_acc", "forget_test_acc",
-                               "class_rest_test_acc", "other_classes_test_acc"]].to_numpy()
-    assert len(dots) == expected.size == 5 * len(MODELS) * SEEDS
+                           if isinstance(c, PathCollection) and len(c.get_offsets())])
+    trained = cmp.rows[cmp.rows["model"] != "untrained"]
+    expected = 100 * trained[["test_acc", "retain_test_acc", "forget_test_acc",
+                              "class_rest_test_acc", "other_classes_test_acc"]].to_numpy()
+    assert len(dots) == expected.size == 5 * (len(MODELS) - 1) * SEEDS
     assert np.sort(dots) == pytest.approx(np.sort(expected.ravel()))
+    low, high = ax.get_ylim()
+    assert low <= expected.min() and high >= expected.max()
+    assert -3 <= low and high <= 103
+
+
+def test_untrained_accuracy_does_not_flatten_the_boxes():
+    """An untrained model at chance and trained models between 95 and 99 %: the axis keeps to
+    the trained models' range and the untrained mean is written at its foot."""
+    rows = pd.DataFrame([{"model": model, "seed": seed, "test_acc": acc + seed / 1000}
+                         for seed in range(3)
+                         for model, acc in (("untrained", 0.10), ("original", 0.99),
+                                            ("retrained", 0.95))])
+    ax = ensemble.plot_subset_boxes(rows, "test").axes[0]
+    low, high = ax.get_ylim()
+    assert 85 < low < 95 and high < 102
+    assert "untrained: 10 % ↓" in [t.get_text() for t in ax.texts]
 
 
 def test_class_forgetting_rows_draw_only_their_subsets():
@@ -165,8 +183,8 @@ def test_preset_boxes_show_both_variants(cmp):
     other = make_comparison()
     fig = comparison.preset_accuracy_boxes(cmp, other)
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert legend == [*MODELS, f"{METHOD} (thesis preset)"]
-    palette = style.ensemble_palette(legend)
+    assert legend == [ensemble.UNTRAINED_LABEL, *MODELS[1:], f"{METHOD} (thesis preset)"]
+    palette = style.ensemble_palette([*MODELS, f"{METHOD} (thesis preset)"])
     assert palette[f"{METHOD} (thesis preset)"] != palette[METHOD]
 
 

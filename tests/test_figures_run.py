@@ -78,12 +78,14 @@ def test_pca_is_fitted_on_the_first_entry():
     assert "2 (forgotten)" in [t.get_text() for t in fig.legends[0].get_texts()]
 
 
-def test_weight_heatmaps_stack_with_their_own_scales(tmp_path):
+def test_weight_heatmaps_share_a_scale_per_colour_bar_label(tmp_path):
+    """Before and after (label "weight") share one scale, the change keeps its own."""
     path = tmp_path / "w.png"
-    fig = weights.plot_weight_heatmaps({"w": np.ones((3, 4)), "Δ": -2 * np.ones((3, 4))},
-                                       cbar_labels=["weight", "change"], path=path)
+    fig = weights.plot_weight_heatmaps({"before": np.ones((3, 4)), "after": 3 * np.ones((3, 4)),
+                                        "Δ": -2 * np.ones((3, 4))},
+                                       cbar_labels=["weight", "weight", "change"], path=path)
     assert isinstance(fig, Figure) and path.read_bytes()[:4] == b"\x89PNG"
     meshes = [ax.collections[0] for ax in fig.axes if ax.get_title()]
-    assert [m.get_clim() for m in meshes] == [(-1.0, 1.0), (-2.0, 2.0)]
+    assert [m.get_clim() for m in meshes] == [(-3.0, 3.0), (-3.0, 3.0), (-2.0, 2.0)]
     with pytest.raises(ValueError, match="2-D matrix"):
         weights.plot_weight_heatmap(np.ones(3))

@@ -28,6 +28,7 @@ from .heldout import HELDOUT_NAMES, HELDOUT_SCENARIOS
 from .methods import get_method, list_methods
 from .outputs import atomic_path, output_folder
 from .ranking import LEVEL, bootstrap_interval, overlap_groups
+from .verdict import flag_counts_text
 
 # Class forgetting (seed A's scenario), the thesis's three feature subsets and random
 # forgetting of 10 % of MNIST and Fashion-MNIST, with the short names the leaderboard uses. Each
@@ -154,10 +155,10 @@ def _bench(plan: list, seeds: int, out: Path | None, quick: bool,
     """``bench``'s work: every scenario checked first, then compared; writes into ``out``."""
     firsts = [check_scenario(scenario, chosen, "default") for _, scenario, chosen in plan]
     frames = []
-    for (name, scenario, chosen), first in zip(plan, firsts, strict=True):
+    for i, ((name, scenario, chosen), first) in enumerate(zip(plan, firsts, strict=True), 1):
         comparison = run_comparison(scenario, chosen, seeds,
                                     None if out is None else Path(out) / name, "default", first,
-                                    executor)
+                                    executor, where=f"scenario {i}/{len(plan)} {name} · ")
         rows = comparison.rows[~comparison.rows["model"].isin(BASELINES)]
         rows = rows.rename(columns={"model": "method"})
         rows.insert(0, "scenario", name)
@@ -266,7 +267,7 @@ def leaderboard_markdown(rows: pd.DataFrame, seeds: int, quick: bool,
              f"{interval}{spread}{mode}",
              "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for rank, (method, row) in enumerate(table.iterrows(), 1):
-        flags = ", ".join(f"{f.replace('_', '-')} ×{int(row[f])}" for f in FLAGS if row[f])
+        flags = flag_counts_text({f: row[f] for f in FLAGS}, row["runs"], "runs")
         group = "n/a" if pd.isna(row["group"]) else str(row["group"])
         score = _value(row["z_gap"]) + ("" if pd.isna(row["z_gap_low"]) else
                                         f" [{row['z_gap_low']:.2f}, {row['z_gap_high']:.2f}]")

@@ -228,6 +228,7 @@ def train_or_load(sc: Scenario, role: str) -> tuple[nn.Module, dict]:
             meta = _cached(sc, config, model)  # another process may have trained it meanwhile
             if meta is None:
                 return _train(sc, role, config, model)
+    log.info("loaded the %s model (seed %d) from the cache", role, sc.model_seed)
     return model.to(sc.device).eval(), {**meta, "digest": content_digest(model.state_dict())}
 
 
@@ -309,6 +310,8 @@ def unlearn_or_load(sc: Scenario, method, original: nn.Module, original_digest: 
             meta = _cached(sc, config, model)  # another process may have run it meanwhile
             if meta is None:
                 return _unlearn(sc, method, original, config, seed)
+    log.info("loaded the model unlearned by %s (%s preset, seed %d) from the cache",
+             method.name, method.preset, seed)
     return model.eval(), meta
 
 
@@ -344,6 +347,7 @@ def load_baselines(sc: Scenario, config: dict) -> tuple[dict, dict] | None:
     except CorruptCacheError as exc:
         log.warning("%s; recomputing it", exc)
         return None
+    log.info("loaded the baselines' evaluation (seed %d) from the cache", sc.config.seed)
     return payload["evaluations"], payload["outputs"]
 
 

@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import bundle
+from . import bundle, demo
 from .bench import bench, leaderboard_markdown, suite_scenarios
 from .compare import compare, markdown
 from .config import RunConfig
@@ -156,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "forgotten by relearning it as 3 (falls back to digits without MNIST)")
     d.add_argument("--data-dir", default=None)
     d.add_argument("--quick", action="store_true")
+    d.add_argument("--out", default="results/demo", help="folder of the demo's figures and "
+                   "record (default results/demo)")
     d.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     q = sub.add_parser("forget-quality", parents=[common, _executor()],
                        help="the NeurIPS 2023 challenge's per-example forget-quality score: N "
@@ -335,8 +337,12 @@ def cmd_report(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """Seed A's experiment on MNIST; on scikit-learn's digits only when the MNIST files are
-    missing and cannot be downloaded. A damaged MNIST file is an error, never a fallback."""
+    """Seed A's experiment on MNIST (``unlearnlab.demo``); on scikit-learn's digits only when
+    the MNIST files are missing and cannot be downloaded. A damaged MNIST file is an error,
+    never a fallback. Prints the run's summary, what its MIA numbers mean and where the
+    forgotten sixes went; writes its figures to ``--out``."""
+    check_folder_target(args.out, "demo --out")
+    print(f"unlearnlab demo: seed A's class forgetting; {demo.EXPECTED_TIME}.", flush=True)
     dataset = "mnist"
     folder, files = IDX_FILES["mnist"]
     raw = data_root(args.data_dir) / folder / "raw"
@@ -348,9 +354,17 @@ def cmd_demo(args) -> int:
             raise
         print(f"MNIST is not available ({exc}); running the demo on scikit-learn's digits instead")
         dataset = "digits"
-    cfg = RunConfig(dataset=dataset, forget="class:6", method="relabel", params={"target": 3},
-                    oversample=(6, 10), quick=args.quick, data_dir=args.data_dir)
-    print(summary(run(cfg).record))
+    result = run(demo.demo_config(dataset, args.quick, args.data_dir))
+    print(summary(result.record))
+    print("what the MIA scores say (membership-inference attacks on the forgotten training "
+          "images; read each against the retrained model's row):", *demo.mia_lines(result.record),
+          sep="\n")
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: the demo may run without a display
+    demo.write_figures(result, Path(args.out))
+    print(demo.where_forgotten_went(result.record, result.scenario.dataset.classes))
+    print(f"figures: {Path(args.out).resolve()}/")
     return 0
 
 

@@ -6,6 +6,7 @@ method is judged by its place in the retrained ensemble's spread (``verdict.avg_
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from dataclasses import dataclass, replace
@@ -33,9 +34,19 @@ from .metrics import kl_matrix
 from .outputs import atomic_path, output_folder, write_json
 from .report import samples
 from .scenario import Scenario, build_scenario
-from .verdict import GAP_KEYS, avg_abs_z, avg_gap, ensemble_flags, retrained_avg_abs_z, z_score
+from .verdict import (
+    GAP_KEYS,
+    avg_abs_z,
+    avg_gap,
+    ensemble_flags,
+    flag_counts_text,
+    retrained_avg_abs_z,
+    z_score,
+)
 
 # The baselines of every seed, named as in the run record.
+log = logging.getLogger("unlearnlab")
+
 BASELINES = ("untrained", "original", "retrained")
 # The thesis's feature-forgetting scenario per dataset (Kastler 2025, section 6.2), plus the
 # lab's own clean colour feature on colorized MNIST.
@@ -155,9 +166,12 @@ def check_scenario(cfg: RunConfig, methods, preset: str) -> Scenario:
 
 
 def run_comparison(cfg: RunConfig, methods, seeds: int, out: Path | None, preset: str,
-                   first: Scenario, executor: str | Executor = "local") -> Comparison:
+                   first: Scenario, executor: str | Executor = "local",
+                   where: str = "") -> Comparison:
     """``compare``'s work once checked, writing straight into ``out`` (a folder of its own);
-    ``first`` is seed 0's scenario.
+    ``first`` is seed 0's scenario. Each seed and method is announced as a log line,
+    ``"<where>seed j/n"`` (and ``" · method i/m <name>"``): ``where`` says where a caller is,
+    e.g. bench's ``"scenario 2/6 mnist-six · "``.
 
     With workers (``process:N``), each seed is first a job on them (``warm_seed``: its
     baselines trained and evaluated, every method run, into the caches), then the sequential
@@ -175,6 +189,8 @@ def run_comparison(cfg: RunConfig, methods, seeds: int, out: Path | None, preset
         seed_jobs = pool.track(warm_seed, jobs) if pool.in_process else jobs
     rows, records, kls, all_models, histories = [], [], {}, {}, {}
     for seed, _ in enumerate(seed_jobs):
+        at = f"{where}seed {seed + 1}/{seeds}"
+        log.info("%s: the baselines (seed %d)", at, seed)
         names = []
         base = prepare(replace(cfg, seed=seed), untrained=True,
                        scenario=first if seed == 0 else None)
@@ -186,7 +202,8 @@ def run_comparison(cfg: RunConfig, methods, seeds: int, out: Path | None, preset
                                     base.scenario.probe_labels(), logits)
         for role, evaluation in base.evaluations.items():
             rows.append({"model": role, "seed": seed, **_flat(evaluation)})
-        for method in methods:
+        for i, method in enumerate(methods, 1):
+            log.info("%s · method %d/%d %s", at, i, len(methods), method)
             result = run_method(base, method, preset=preset, auto=autos.get(method))
             name = result.record["method"]
             names.append(name)
@@ -400,9 +417,8 @@ def markdown(table: pd.DataFrame, title: str = "") -> str:
                          else f"{100 * gap:+.1f}")
         seconds = row.get("seconds")
         cells.append("" if seconds is None or pd.isna(seconds) else f"{seconds:.2f}")
-        # int(): a row of the table is a float Series, its counts would print as 2.0
-        cells.append(", ".join(f"{name.replace('_', '-')} ×{int(row[name])}" for name in FLAGS
-                               if row[name]))
+        cells.append(flag_counts_text({name: row[name] for name in FLAGS}, row["seeds"],
+                                      "seeds"))
         lines.append("| " + " | ".join(cells) + " |")
     seeds = int(table.loc["retrained", "seeds"]) if "retrained" in table.index else 1
     return "\n".join([*lines, "", summary_legend(seeds)]) + "\n"

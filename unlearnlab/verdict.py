@@ -134,6 +134,14 @@ def ensemble_flags(model: dict, mean: dict, std: dict) -> list[str]:
     return flags
 
 
+def flag_counts_text(counts: dict[str, int], total: int, unit: str) -> str:
+    """The flags raised at least once, each with how many of the ``total`` runs raised it,
+    e.g. ``collapse (2 of 5 seeds), retain-damage (1 of 5 seeds)`` (``unit``: "seeds",
+    "runs"); empty when none was."""
+    return ", ".join(f"{name.replace('_', '-')} ({int(n)} of {int(total)} {unit})"
+                     for name, n in counts.items() if n)
+
+
 def guard_flags(unlearned: dict, reference: dict) -> list[str]:
     """Flags of a single run's record against its one retrained model (no spread to judge
     by), in points: ``collapse`` (retain test accuracy more than ``COLLAPSE_GAP`` below),

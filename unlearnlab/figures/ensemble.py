@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from ..compare import BASELINES
 from .base import axes_grid, axes_row, finish, new_axes
 from .run import plot_confusion_matrix
-from .style import RETRAINED, ensemble_palette
+from .style import RETRAINED, UNTRAINED, ensemble_palette
 
 # Subsets of a split, in drawing order, and the columns that hold them ("{split}" is train or
 # test; the first column present is used). "retain" is everything outside the forget set.
@@ -31,6 +31,7 @@ LOSS_SUBSETS = {"all": ("all_{split}_loss", "{split}_loss"), "forget": ("forget_
                 "rest of class": ("class_rest_{split}_loss",),
                 "other classes": ("other_classes_{split}_loss",)}
 KL_DEFINITION = "KL(P_row ‖ P_col)"
+UNTRAINED_LABEL = f"{UNTRAINED} (mean over seeds)"
 
 
 def _model_order(rows, models: Sequence[str] | None) -> list[str]:
@@ -73,15 +74,23 @@ def plot_subset_boxes(rows, split: str = "test", metric: str = "acc", *,
     as present) with one box per model (hue) over the seeds, and each seed as a dot.
 
     ``rows``: one row per (model, seed) with the metric columns of ``evaluation.evaluate``.
-    ``metric`` ``"acc"`` is drawn in percent on 0-100; ``"loss"`` (mean cross-entropy) gets
-    no fixed range, and a log axis when ``log`` is True, or, with ``log=None``, when its
-    values span more than two decades.
+    ``metric`` ``"acc"`` is drawn in percent, the axis spanning the boxes' values (within
+    0-100); the untrained model, near chance, is drawn as a dashed line at its mean over the
+    seeds instead of a box, and labelled at the axis's foot where it lies below it, so that it
+    does not squeeze every other box into a line. ``"loss"`` (mean cross-entropy) gets no
+    fixed range, and a log axis when ``log`` is True, or, with ``log=None``, when its values
+    span more than two decades.
     """
     data = subset_values(rows, split, metric)
     order = _model_order(data, models)
     data = data[data["model"].isin(order)]
     subsets = list(dict.fromkeys(data["subset"]))
     palette = ensemble_palette(order)
+    lines = None
+    if metric == "acc" and UNTRAINED in order and len(order) > 1:
+        lines = data[data["model"] == UNTRAINED].groupby("subset")["value"].mean()
+        order = [m for m in order if m != UNTRAINED]
+        data = data[data["model"] != UNTRAINED]
     fig, ax = new_axes(ax, (max(7.0, 0.32 * len(subsets) * len(order) + 3.0), 4.6))
     sns.boxplot(data=data, x="subset", y="value", hue="model", order=subsets, hue_order=order,
                 palette=palette, showfliers=False, linewidth=1.0, width=0.8, ax=ax)
@@ -89,8 +98,11 @@ def plot_subset_boxes(rows, split: str = "test", metric: str = "acc", *,
                   hue_order=order, palette={m: "0.15" for m in order}, dodge=True, size=3,
                   alpha=0.75, jitter=0.08, legend=False, ax=ax)
     if metric == "acc":
-        ax.set_ylim(-3, 103)
+        low, high = _accuracy_range(data["value"])
+        ax.set_ylim(low, high)
         ax.set_ylabel(f"{split} accuracy (%)")
+        if lines is not None:
+            _untrained_lines(ax, lines, subsets, low, palette[UNTRAINED])
     else:
         positive = data["value"][data["value"] > 0]
         if log is None:
@@ -107,11 +119,40 @@ def plot_subset_boxes(rows, split: str = "test", metric: str = "acc", *,
     what = "Accuracy" if metric == "acc" else "Loss"
     ax.set_title(title or f"{what} per subset, {split} split ({n} seeds per box)")
     if legend:
-        ax.legend(title="model", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+        handles, labels = ax.get_legend_handles_labels()
+        if lines is not None:
+            from matplotlib.lines import Line2D
+
+            handles.insert(0, Line2D([], [], color=palette[UNTRAINED], linestyle="--"))
+            labels.insert(0, UNTRAINED_LABEL)
+        ax.legend(handles, labels, title="model", loc="upper left", bbox_to_anchor=(1.01, 1.0),
                   fontsize="small", frameon=False)
     elif ax.get_legend() is not None:
         ax.get_legend().remove()
     return finish(fig, path)
+
+
+def _accuracy_range(values) -> tuple[float, float]:
+    """The y range of accuracy boxes: their values with a margin, within -3..103."""
+    low, high = float(values.min()), float(values.max())
+    pad = max(2.0, 0.08 * (high - low))
+    return max(-3.0, low - pad), min(103.0, high + pad)
+
+
+def _untrained_lines(ax, means, subsets: Sequence[str], low: float, color) -> None:
+    """The untrained model's mean per subset as a dashed line across the subset's slot; a mean
+    below the axis is written at its foot instead."""
+    for x, subset in enumerate(subsets):
+        if subset not in means.index:
+            continue
+        mean = float(means[subset])
+        if mean >= low:
+            ax.hlines(mean, x - 0.42, x + 0.42, colors=[color], linestyles="--", linewidth=1.5,
+                      zorder=4)
+        else:
+            ax.annotate(f"{UNTRAINED}: {mean:.0f} % ↓", (x, low), xytext=(0, 3),
+                        textcoords="offset points", ha="center", va="bottom",
+                        fontsize="x-small", color="0.3")
 
 
 def _subset_panels(rows, metric: str, splits: Sequence[str], models, title, axes, path,

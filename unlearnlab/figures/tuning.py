@@ -14,13 +14,18 @@ TARGET = "average gap to the retrained ensemble (validation)"
 @contextlib.contextmanager
 def _optuna_plotting():
     """Optuna's matplotlib plots are marked experimental and switch the global style to
-    ggplot: silence the warning and restore the caller's rcParams afterwards."""
+    ggplot: silence the warning and restore the caller's rcParams afterwards, except
+    ``interactive``: a notebook's inline backend loads on the first figure and switches it on,
+    and restoring it would stop every later figure of the notebook from showing."""
+    import matplotlib
     import matplotlib.pyplot as plt
     import optuna
 
     with warnings.catch_warnings(), plt.rc_context():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         yield
+        interactive = matplotlib.is_interactive()
+    matplotlib.interactive(interactive)
 
 
 def plot_history(study):

@@ -47,7 +47,10 @@ def plot_weight_heatmaps(weights: Mapping[str, object], *, title: str | None = N
                          cbar_labels: Sequence[str] | None = None, axes=None, path=None,
                          **kw) -> Figure:
     """Weight heatmaps stacked vertically, titled by the keys of ``weights`` (colour bars
-    labelled by ``cbar_labels``); each panel has its own symmetric colour scale."""
+    labelled by ``cbar_labels``). Panels with the same colour-bar label (e.g. the weights
+    before and after unlearning) share one symmetric colour scale, the largest absolute value
+    among them, so that equal colours mean equal weights; a panel with a label of its own
+    (e.g. the change) gets its own scale."""
     if axes is None:
         first = np.asarray(next(iter(weights.values())))
         height = max(2.5, min(8.0, 0.3 * first.shape[0] + 1.2))
@@ -56,8 +59,12 @@ def plot_weight_heatmaps(weights: Mapping[str, object], *, title: str | None = N
         axes = list(axes[:, 0])
     fig = axes[0].figure
     cbar_labels = cbar_labels or ["weight"] * len(weights)
+    scales: dict[str, float] = {}
+    for weight, label in zip(weights.values(), cbar_labels, strict=True):
+        scales[label] = max(scales.get(label, 0.0), float(np.abs(np.asarray(weight)).max()))
     for ax, (name, weight), label in zip(axes, weights.items(), cbar_labels, strict=True):
-        plot_weight_heatmap(weight, title=name, cbar_label=label, ax=ax, **kw)
+        plot_weight_heatmap(weight, title=name, cbar_label=label, ax=ax,
+                            **{"vmax": scales[label], **kw})
     if title:
         fig.suptitle(title)
     return finish(fig, path)
