@@ -89,13 +89,16 @@ def main(argv=None) -> dict:
     parser.add_argument("--metrics", default="mia_efficacy")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-ray", action="store_true")
+    parser.add_argument("--full", action="store_true",
+                        help="full data and recipes instead of quick mode (jobs of minutes)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     methods = args.methods.split(",")
     pooled = f"process:{args.workers}"
     sides = ["local", pooled, *([] if args.no_ray else ["ray"])]
     compare_records = runpy.run_path(str(REPO / "scripts" / "compare_records.py"))
-    print(f"compare {args.dataset} forget {args.forget} ({args.arch}, quick), {args.seeds} "
+    mode = "full" if args.full else "quick"
+    print(f"compare {args.dataset} forget {args.forget} ({args.arch}, {mode}), {args.seeds} "
           f"seeds, methods {', '.join(methods)}, metrics {args.metrics}; "
           f"{torch.get_num_threads()} thread(s) here, {parse_executor(pooled).threads} per "
           f"worker of {pooled} and per Ray task ({args.workers} one-CPU workers)")
@@ -104,7 +107,7 @@ def main(argv=None) -> dict:
         for side in sides:
             folder = Path(tmp) / side.replace(":", "")
             cfg = RunConfig(dataset=args.dataset, forget=args.forget, arch=args.arch,
-                            quick=True, metrics=args.metrics.split(","),
+                            quick=not args.full, metrics=args.metrics.split(","),
                             data_dir=str(fresh_root(Path(args.data_dir), folder)))
             outs[side] = folder / "out"
             start = time.perf_counter()
