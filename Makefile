@@ -45,8 +45,9 @@ demo: venv data
 	$(PY) -m unlearnlab demo --out results/demo
 
 # JupyterLab on the repository's notebooks.
+# Jupyter refuses to start as root (containers, CI boxes) unless told it may.
 lab: venv data
-	$(PY) -m jupyter lab --notebook-dir=.
+	$(PY) -m jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Execute every root notebook on the real data (not quick mode), reusing the cached models of the
 # data root, and write each back in place with its outputs (NOTEBOOKS= to pick some).
