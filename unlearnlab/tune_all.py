@@ -282,12 +282,13 @@ def _value(value, objective: str) -> str:
 def summary_markdown(result: TuneAllResult) -> str:
     """The summary as markdown: the protocol on top, then one line per study."""
     cfg = result.config
-    unit = "avg |z| (retrained std)" if cfg.objective == "z" else "average gap (points)"
+    # "|" would end a markdown table cell: escaped in the headings
+    unit = r"avg \|z\| (retrained std)" if cfg.objective == "z" else "average gap (points)"
     state = ("interrupted; " if result.interrupted else "") + \
         f"{len(result.rows)} of {result.planned} studies done"
     lines = [f"tune-all: suite {cfg.suite}{', quick mode' if cfg.quick else ''}; every study "
              f"holds {cfg.budget} complete trials; retrained ensemble of {cfg.seeds} seeds "
-             f"(0..{cfg.seeds - 1}); objective {cfg.objective}: "
+             f"(0..{cfg.seeds - 1}); objective {cfg.objective}, the "
              f"{TuneConfig(objective=cfg.objective).objective_definition}; TPE sampler seed "
              f"{cfg.sampler_seed}; the first trial of a fresh study is the default preset. "
              f"{state}, {result.seconds:.0f} s. The winners are the scenarios' tuned entries "

@@ -147,10 +147,11 @@ class TuneConfig:
     @property
     def objective_definition(self) -> str:
         """What the study minimises, in words (the tuned entry's ``objective_definition``)."""
-        score = ("avg_abs_z: mean |z| in units of the retrained ensemble's std"
-                 if self.objective == "z" else "avg_gap")
-        return (f"mean over seeds of {score} to the retrained ensemble's means on a "
-                f"{self.validation:.0%} validation split held out from training")
+        score = ("avg_abs_z (the mean |z|, z the difference to the retrained ensemble's mean in "
+                 "units of its std)" if self.objective == "z"
+                 else "avg_gap to the retrained ensemble's means")
+        return (f"mean over seeds of {score} on a {self.validation:.0%} validation split held "
+                "out from training")
 
     def unlearner(self, **params):
         """The method with its default preset for the study's dataset, scenario kind and
