@@ -219,3 +219,20 @@ def test_tune_objective_z_needs_two_seeds(capsys, tmp_path):
     assert main(["tune", "--dataset", "digits", "--quick", "--method", "finetune",
                  "--objective", "z", "--seeds", "1", "--data-dir", str(tmp_path)]) == 2
     assert "--objective z needs --seeds 2 or more" in capsys.readouterr().err
+
+
+def test_tune_all_on_workers_scores_z_like_in_process(tuned, tmp_path):
+    """Through an executor of two workers (the trials in rounds, ``tuning.trial_job``), a
+    study holds the budget and every trial its per-seed avg |z|, as in this process."""
+    result = tune_all(config(tmp_path / "data", methods=["gradient_ascent"]), None,
+                      executor="process:2", scenarios=[SCENARIO])
+    (row,) = result.rows
+    assert row["trials"] == 2 and row["ran"] == 2
+    study = optuna.load_study(study_name=row["study"],
+                              storage=storage_url(TuneConfig(data_dir=str(tmp_path / "data"))))
+    local = optuna.load_study(study_name=row["study"],
+                              storage=storage_url(TuneConfig(data_dir=str(tuned["root"]))))
+    for trial in complete(study):
+        assert trial.value == pytest.approx(np.mean(trial.user_attrs["z_gaps"]))
+    # The first trial is the default preset in both: the same value on the same models.
+    assert complete(study)[0].value == pytest.approx(complete(local)[0].value)
