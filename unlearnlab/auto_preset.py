@@ -3,9 +3,10 @@ search before the run, cached for that scenario.
 
 A run with preset ``auto`` takes, first match wins:
 
-1. the ``tuned`` preset that ``--preset tuned`` would read (``presets.lookup_tuned``), when it
-   was tuned on this very scenario: the same forget spec, architecture and quick mode, and a
-   run without ``oversample``, ``train_per_class`` or ``epochs`` (``unlearnlab tune`` sets none);
+1. the ``tuned`` preset that ``--preset tuned`` would read (``presets.lookup_tuned``: the
+   scenario's entry, else the dataset's), when it was tuned on this very scenario: the same
+   forget spec, architecture and quick mode, and a run without ``oversample``,
+   ``train_per_class`` or ``epochs`` (``unlearnlab tune`` sets none);
 2. an earlier auto search of this scenario, cached as ``<data root>/presets/auto/<dataset>/
    <method>-<key>.json`` (``--fresh`` searches again);
 3. a new search: ``AUTO_TRIALS`` trials of the method's ``search_space``, each scored by
@@ -118,16 +119,17 @@ def cache_path(cfg: RunConfig, cls: type[UnlearningMethod], key: dict) -> Path:
 
 def tuned_for_scenario(cls: type[UnlearningMethod], cfg: RunConfig) -> AutoPreset | None:
     """The tuned preset ``--preset tuned`` would read, if it was tuned on ``cfg``'s scenario."""
-    found = lookup_tuned(cls.name, cfg.dataset, cfg.data_dir)
+    spec = parse_forget(cfg.forget)
+    arch = resolve_arch(cfg, spec)
+    found = lookup_tuned(cls.name, cfg.dataset, cfg.data_dir, str(spec), arch)
     if found is None or cfg.oversample or cfg.train_per_class or cfg.epochs:
         return None
     path, entry = found
-    spec = parse_forget(cfg.forget)
     if (entry.get("forget"), entry.get("arch"), entry.get("quick")) != (
-            str(spec), resolve_arch(cfg, spec), cfg.quick):
+            str(spec), arch, cfg.quick):
         return None
     params = create(cls, preset="tuned", dataset=cfg.dataset, scenario=spec.scenario,
-                    arch=resolve_arch(cfg, spec), data_dir=cfg.data_dir).params
+                    arch=arch, data_dir=cfg.data_dir, forget=str(spec)).params
     return AutoPreset(params, {"source": "tuned", "path": str(path),
                                "study": entry.get("study"), "trials": entry.get("trials"),
                                "seeds": entry.get("seeds"), "value": entry.get("value")})

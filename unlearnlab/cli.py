@@ -151,7 +151,31 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--storage", default=None, metavar="URL", help="SQLAlchemy URL, e.g. "
                    "postgresql+psycopg://user:pw@host/db (default: SQLite in <data root>/studies)")
     t.add_argument("--study", default=None, help="study name (default: "
-                   "<method>-<dataset>-<forget>, '-quick' appended in quick mode)")
+                   "<method>-<dataset>-<forget>, '-z' appended under --objective z, '-quick' "
+                   "in quick mode)")
+    t.add_argument("--objective", default="gap", metavar="gap|z",
+                   help="what a trial minimises against the retrained ensemble: gap, the "
+                   "average gap in points (default), or z, avg |z| in units of the retrained "
+                   "spread (needs --seeds 2 or more; docs/tuning.md)")
+    a = sub.add_parser("tune-all", parents=[_where(), _executor()],
+                       help="tune every method with the same budget on every scenario of a "
+                       "suite it is meant for; writes the winners as the scenarios' tuned "
+                       "presets and a summary")
+    a.add_argument("--suite", default="standard", help="the scenarios: standard (default)")
+    a.add_argument("--scenarios", default=None, metavar="NAME,...",
+                   help="only these scenarios of the suite, by short name (e.g. mnist-six)")
+    a.add_argument("--methods", default="all", metavar="M1,M2|all",
+                   help="methods with a search space (default all: every one but relabel)")
+    a.add_argument("--budget", type=int, default=30, metavar="K",
+                   help="complete trials per study, the same for every method (default 30; "
+                   "a resumed study counts the trials it holds)")
+    a.add_argument("--seeds", type=int, default=3, help="retrained ensemble: seeds 0..N-1 "
+                   "(default 3)")
+    a.add_argument("--objective", default="z", metavar="z|gap",
+                   help="z: avg |z| in units of the retrained spread (default); gap: the "
+                   "average gap in points")
+    a.add_argument("--out", type=Path, default=Path("results/tune_all"),
+                   help="folder of tune_all.md and tune_all.json (default results/tune_all)")
     d = sub.add_parser("demo", help="seed A's experiment: class 6 over-represented x10, "
                        "forgotten by relearning it as 3 (falls back to digits without MNIST)")
     d.add_argument("--data-dir", default=None)
@@ -279,13 +303,43 @@ def cmd_tune(args) -> int:
     cfg = TuneConfig(dataset=args.dataset, forget=args.forget, method=args.method,
                      trials=args.trials, seeds=args.seeds, storage=args.storage,
                      study=args.study, quick=args.quick, data_dir=args.data_dir,
-                     device=args.device)
+                     device=args.device, objective=args.objective)
     with _pool(args) as pool:
         result = tune(cfg, executor=pool)
     print(result.summary())
     if result.interrupted:
         print(f"unlearnlab: interrupted; the finished trials are kept in study "
               f"'{cfg.study_name}': run the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _names(text: str | None, option: str) -> list[str] | None:
+    """A comma-separated option as a list (None when not given); empty is refused."""
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise ConfigError(f"{option} is empty: name at least one or leave it out")
+    return names
+
+
+def cmd_tune_all(args) -> int:
+    from .tune_all import TuneAllConfig, summary_markdown, tune_all
+
+    methods = _names(args.methods, "--methods")
+    cfg = TuneAllConfig(suite=args.suite, methods=None if methods == ["all"] else methods,
+                        scenario_names=_names(args.scenarios, "--scenarios"),
+                        budget=args.budget, seeds=args.seeds, objective=args.objective,
+                        quick=args.quick, data_dir=args.data_dir, device=args.device)
+    with _pool(args) as pool:
+        result = tune_all(cfg, args.out, executor=pool)
+    print(summary_markdown(result))
+    print(f"wrote {args.out}/tune_all.md and tune_all.json; the winners run with --preset tuned"
+          f"{f' --data-dir {args.data_dir}' if args.data_dir else ''}")
+    if result.interrupted:
+        print("unlearnlab: interrupted; the finished trials are kept: run the same command to "
+              "resume", file=sys.stderr)
         return 130
     return 0
 
@@ -386,7 +440,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "figures":
             check_folder_target(args.out, "figures --out")
         return {"run": cmd_run, "compare": cmd_compare, "bench": cmd_bench,
-                "rescore": cmd_rescore, "tune": cmd_tune, "demo": cmd_demo,
+                "rescore": cmd_rescore, "tune": cmd_tune, "tune-all": cmd_tune_all,
+                "demo": cmd_demo,
                 "forget-quality": cmd_forget_quality, "report": cmd_report,
                 "figures": figures_cli.main}[args.command](args)
     except UnlearnlabError as exc:

@@ -164,7 +164,8 @@ def create_for(sc: Scenario, method, preset: str = "default", params=None, auto=
     """``methods.create`` for ``sc``'s dataset, scenario kind, architecture and data root
     (``auto``: preset auto's values)."""
     return create(method, preset=preset, dataset=sc.dataset.name, scenario=sc.kind,
-                  arch=sc.arch, data_dir=sc.config.data_dir, params=params, auto=auto)
+                  arch=sc.arch, data_dir=sc.config.data_dir, params=params, auto=auto,
+                  forget=str(sc.spec))
 
 
 def run_method(base: Baselines, name, params: dict | None = None,
@@ -220,7 +221,7 @@ def check_method(cfg: RunConfig):
         check_searchable(cfg.method)
     return create(cfg.method, preset=cfg.preset, dataset=cfg.dataset, scenario=spec.scenario,
                   arch=resolve_arch(cfg, spec), data_dir=cfg.data_dir, params=cfg.params,
-                  auto={} if cfg.preset == AUTO else None)
+                  auto={} if cfg.preset == AUTO else None, forget=cfg.forget)
 
 
 def forget_classes(sc: Scenario) -> list[int]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from .data import data_root
 from .errors import ConfigError
-from .methods.presets import TUNED_FILE, read_tuned
+from .methods.presets import TUNED_FILE, read_tuned, scenario_key
 from .outputs import write_json
 
 if TYPE_CHECKING:
@@ -87,6 +87,22 @@ def own_count(study) -> int:
                for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
 
+def stored_setup(setup: dict) -> dict:
+    """A study's stored setup, read with today's keys: a study made before the objective was
+    an option scored the average gap."""
+    return {"objective": "gap", **setup}
+
+
+def check_setup(name: str, setup: dict, cfg: TuneConfig) -> None:
+    """Raise ``ConfigError`` when study ``name``'s stored ``setup`` is not ``cfg.setup``."""
+    setup = stored_setup(setup)
+    if setup != cfg.setup:
+        differ = ", ".join(f"{k}={setup.get(k)}" for k in sorted(cfg.setup)
+                           if setup.get(k) != cfg.setup[k])
+        raise ConfigError(f"study '{name}' was made with another setup ({differ}); use the "
+                          "same options or another --study")
+
+
 def load_study(cfg: TuneConfig):
     """Create or load (``load_if_exists``) the study, checking that a loaded study was made
     with the same setup. Its sampler is TPE (``constant_liar`` for parallel workers) seeded by
@@ -103,11 +119,8 @@ def load_study(cfg: TuneConfig):
     setup = study.user_attrs.get("setup")
     if setup is None:
         study.set_user_attr("setup", cfg.setup)
-    elif setup != cfg.setup:
-        differ = ", ".join(f"{k}={setup.get(k)}" for k in sorted(cfg.setup)
-                           if setup.get(k) != cfg.setup[k])
-        raise ConfigError(f"study '{name}' was made with another setup ({differ}); use the "
-                          "same options or another --study")
+    else:
+        check_setup(name, setup, cfg)
     if study.direction != optuna.study.StudyDirection.MINIMIZE:
         raise ConfigError(f"study '{name}' maximises; the gap must be minimised: use --study")
     if not study.trials:
@@ -156,20 +169,24 @@ def preset_entry(study, cfg: TuneConfig) -> dict | None:
     return {"params": cfg.unlearner(**best.params).params, "searched": dict(best.params),
             "value": best.value, "trial": best.number, "trials": complete_trials(study),
             "study": cfg.study_name, "storage": public_url(storage_url(cfg)), **cfg.setup,
-            "objective": "mean over seeds of avg_gap to the retrained ensemble's means on a "
-                         f"{cfg.validation:.0%} validation split held out from training",
+            "objective_definition": cfg.objective_definition,
             "written": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
 def write_preset(study, cfg: TuneConfig) -> dict | None:
     """Write the study's best trial into ``<data root>/presets/tuned.json`` under
-    [method][dataset] (atomically, under a file lock; other entries are kept)."""
+    [method][scenario key] (``presets.scenario_key``) and, with ``cfg.dataset_entry``, under
+    [method][dataset] too (atomically, under a file lock; other entries are kept)."""
     entry = preset_entry(study, cfg)
     if entry is None:
         return None
     path = data_root(cfg.data_dir) / TUNED_FILE
+    keys = [scenario_key(cfg.dataset, cfg.forget, entry["arch"])]
+    if cfg.dataset_entry:
+        keys.append(cfg.dataset)
     with _locked(path):
         content = read_tuned(path)
-        content.setdefault(cfg.method, {})[cfg.dataset] = entry
+        for key in keys:
+            content.setdefault(cfg.method, {})[key] = entry
         write_json(path, content)
     return entry

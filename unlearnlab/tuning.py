@@ -1,18 +1,27 @@
 """Hyperparameter search against the retrained ensemble, with Optuna (Akiba et al. 2019,
 "Optuna: A Next-generation Hyperparameter Optimization Framework", KDD).
 
-Objective (minimised), for a method M with hyperparameters h on seeds s = 0..K-1:
+Objectives (minimised), for a method M with hyperparameters h on seeds s = 0..K-1, chosen by
+``TuneConfig.objective``:
 
-    J(h) = 1/K sum_s avg_gap(E(M_h(original_s)), mean_s' E(retrained_s'))
+    gap: J(h)   = 1/K sum_s avg_gap(E(M_h(original_s)), mean_s' E(retrained_s'))
+    z:   J_z(h) = 1/K sum_s avg_abs_z(E(M_h(original_s)), mean_s' E(retrained_s'),
+                                      std_s' E(retrained_s'))
 
-with E(model) the evaluation of a model and ``verdict.avg_gap`` the mean absolute difference
-over ``GAP_KEYS`` (forget/retain accuracy of train and held-out samples, and MIA-efficacy), as
-``compare.against_ensemble`` scores a method in the report: the gap to the retrained
-ensemble's means, not to one paired retrained model. A run that diverges on any seed scores
-``DIVERGED`` (1, the largest gap possible). Everything is computed on a validation split held
-out from training (``experiment.RunConfig.validation``: a seeded 10 % of the training set,
-stratified by class and forget membership, removed from the training of both the original and
-the retrained models, whose cache keys name it): the test set the report uses is never read.
+with E(model) the evaluation of a model, ``verdict.avg_gap`` the mean absolute difference over
+``GAP_KEYS`` (forget/retain accuracy of train and held-out samples, and MIA-efficacy) and
+``verdict.avg_abs_z`` the mean over the same keys of |z|, the difference in units of the
+retrained ensemble's standard deviation (ddof 1, floored at ``verdict.Z_FLOOR``): the verdict
+``compare.against_ensemble`` ranks methods by, so ``z`` needs two seeds or more. Both score
+against the retrained ensemble, not one paired retrained model. A run that diverges on any seed
+scores ``DIVERGED`` (1, the largest gap possible) under ``gap`` and ``DIVERGED_Z`` (infinity:
+avg |z| has no largest value) under ``z``. ``gap`` stays the default, so that the studies and
+presets made before ``z`` existed resume and compare unchanged.
+
+Everything is computed on a validation split held out from training
+(``experiment.RunConfig.validation``: a seeded 10 % of the training set, stratified by class
+and forget membership, removed from the training of both the original and the retrained
+models, whose cache keys name it): the test set the report uses is never read.
 
 The thesis's study (seed notes D5) minimised KL(unlearned || retrained) on all training data
 of one randomly drawn model pair per trial, on MNIST only, and searched a gradient-ascent lr it
@@ -40,10 +49,12 @@ Where a study lives (storage, resumption, the preset file) is ``studies``'s conc
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -75,22 +86,32 @@ from .studies import (
     storage_url,
     write_preset,
 )
-from .verdict import GAP_KEYS, avg_gap
+from .verdict import GAP_KEYS, avg_abs_z, avg_gap
 
 log = logging.getLogger("unlearnlab")
 
 VALIDATION = 0.1  # share of the training set held out for the objective
 METRICS = ["mia_efficacy"]  # the only forget-set metric the gap needs (the others are slow)
 DIVERGED = 1.0  # objective of a trial that diverged: the largest possible average gap
+DIVERGED_Z = math.inf  # the same under the z objective, which has no largest value
+# The objectives a study can minimise (module docstring), each with its name in the log lines.
+OBJECTIVES = {"gap": "gap", "z": "avg |z|"}
+# The user attributes of a trial: who ran it, its per-seed scores (z_gaps: z objective only),
+# its seconds.
+TRIAL_ATTRS = ("worker", "gaps", "z_gaps", "diverged", "seconds")
 
 
 @dataclass
 class TuneConfig:
-    """One study: the scenario (``dataset``, ``forget``, ``quick``), the method, the study's
-    target of complete ``trials``, the ensemble size ``seeds`` (seeds 0..seeds-1), where the
-    study lives (``storage`` URL, default SQLite in the data root; ``study`` name, default
-    ``<method>-<dataset>-<forget>``, with ``-quick`` in quick mode) and ``sampler_seed``.
-    ``reuse`` loads matching cached baselines (the notebooks' ``ALLREADY_TRAINED``)."""
+    """One study: the scenario (``dataset``, ``forget``, ``arch``: None for the dataset's
+    default, ``quick``), the method, the study's target of complete ``trials``, the ensemble
+    size ``seeds`` (seeds 0..seeds-1), the ``objective`` (``OBJECTIVES``), where the study
+    lives (``storage`` URL, default SQLite in the data root; ``study`` name, default
+    ``<method>-<dataset>-<forget>``, then ``-<arch>`` when one is named, ``-z`` under the z
+    objective and ``-quick`` in quick mode) and ``sampler_seed``. ``reuse`` loads matching
+    cached baselines (the notebooks' ``ALLREADY_TRAINED``). The best trial is written as the
+    scenario's tuned entry and, with ``dataset_entry``, as the dataset's too
+    (``studies.write_preset``)."""
 
     dataset: str = "mnist"
     forget: str = "class:6"
@@ -105,17 +126,32 @@ class TuneConfig:
     reuse: bool = True
     validation: float = VALIDATION
     sampler_seed: int = 0
+    arch: str | None = None
+    objective: str = "gap"
+    dataset_entry: bool = True
 
     def run_config(self, seed: int) -> RunConfig:
         return RunConfig(dataset=self.dataset, forget=self.forget, method=self.method,
                          seed=seed, quick=self.quick, data_dir=self.data_dir,
                          device=self.device, reuse=self.reuse, metrics=list(METRICS),
-                         validation=self.validation)
+                         validation=self.validation, arch=self.arch)
 
     @property
     def study_name(self) -> str:
+        # A gap study keeps the name it had before objectives were an option, so it resumes.
         return self.study or (f"{self.method}-{self.dataset}-{self.forget}"
+                              f"{f'-{self.arch}' if self.arch else ''}"
+                              f"{'-z' if self.objective == 'z' else ''}"
                               f"{'-quick' if self.quick else ''}")
+
+    @property
+    def objective_definition(self) -> str:
+        """What the study minimises, in words (the tuned entry's ``objective_definition``)."""
+        score = ("avg_abs_z (the mean |z|, z the difference to the retrained ensemble's mean in "
+                 "units of its std)" if self.objective == "z"
+                 else "avg_gap to the retrained ensemble's means")
+        return (f"mean over seeds of {score} on a {self.validation:.0%} validation split held "
+                "out from training")
 
     def unlearner(self, **params):
         """The method with its default preset for the study's dataset, scenario kind and
@@ -136,7 +172,8 @@ class TuneConfig:
         spec = parse_forget(self.forget)
         return {"method": self.method, "dataset": self.dataset, "forget": str(spec),
                 "arch": resolve_arch(self.run_config(0), spec), "seeds": self.seeds,
-                "quick": self.quick, "validation": self.validation}
+                "quick": self.quick, "validation": self.validation,
+                "objective": self.objective}
 
 
 @dataclass
@@ -161,8 +198,15 @@ class TuneResult:
         hint = "run it with --preset tuned"
         if self.config.data_dir:  # --preset tuned reads the presets of the data root it is given
             hint += f" --data-dir {self.config.data_dir}"
-        return (f"{head}\nbest trial #{entry['trial']}: average gap {100 * entry['value']:.2f} "
-                f"points on the validation split; {params}\nwrote {self.path} ({hint})")
+        return (f"{head}\nbest trial #{entry['trial']}: {value_text(entry['value'], self.config)}"
+                f" on the validation split; {params}\nwrote {self.path} ({hint})")
+
+
+def value_text(value: float, cfg: TuneConfig) -> str:
+    """An objective value as the summary reads it: points of average gap, or sigma."""
+    if cfg.objective == "z":
+        return f"avg |z| {value:.2f} retrained std"
+    return f"average gap {100 * value:.2f} points"
 
 
 # ------------------------------------------------------------------------------- checks
@@ -192,6 +236,14 @@ def check(cfg: TuneConfig) -> None:
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"--{name} must be a positive integer, got {value}")
+    if cfg.objective not in OBJECTIVES:
+        raise ConfigError(f"--objective {cfg.objective!r} is not an objective; choose one of "
+                          f"{', '.join(OBJECTIVES)}")
+    if cfg.objective == "z" and cfg.seeds < 2:
+        raise ConfigError(f"--objective z needs --seeds 2 or more (one retrained model has no "
+                          f"spread), got {cfg.seeds}")
+    if not isinstance(cfg.dataset_entry, bool):
+        raise ConfigError(f"dataset_entry must be a bool, got {cfg.dataset_entry!r}")
     if not cfg.study_name.strip():
         raise ConfigError("--study is empty: name the study or leave the option out")
     written = {"models": "caches the ensemble's models there",
@@ -234,14 +286,29 @@ def ensemble_means(bases: list[Baselines]) -> dict[str, float]:
     return means
 
 
-def evaluate(bases: list[Baselines], method: str, params: dict) -> dict:
-    """Unlearn each seed's original model with ``method`` and ``params`` (in memory: nothing
-    is cached or written) and score it against the retrained ensemble.
+def ensemble_stds(bases: list[Baselines]) -> dict[str, float]:
+    """The retrained ensemble's standard deviation (ddof 1) of every ``GAP_KEYS`` entry with
+    a value on two seeds or more (one value has no spread)."""
+    stds = {}
+    for key in GAP_KEYS:
+        values = [b.evaluations["retrained"].get(key) for b in bases]
+        values = [v for v in values if v is not None]
+        if len(values) >= 2:
+            stds[key] = float(np.std(values, ddof=1))
+    return stds
 
-    Returns {"value": J, "gaps": per-seed avg_gap (None where diverged), "diverged": seeds,
-    "evaluations": per-seed evaluation of the unlearned model (None where diverged)}."""
+
+def evaluate(bases: list[Baselines], method: str, params: dict,
+             objective: str = "gap") -> dict:
+    """Unlearn each seed's original model with ``method`` and ``params`` (in memory: nothing
+    is cached or written) and score it against the retrained ensemble by ``objective``.
+
+    Returns {"value": J (or J_z), "gaps": per-seed avg_gap (None where diverged), "diverged":
+    seeds, "evaluations": per-seed evaluation of the unlearned model (None where diverged)};
+    under ``z`` also "z_gaps": per-seed avg_abs_z (None where diverged)."""
     reference = ensemble_means(bases)
-    gaps, evaluations, diverged = [], [], []
+    spread = ensemble_stds(bases) if objective == "z" else None
+    gaps, z_gaps, evaluations, diverged = [], [], [], []
     for base in bases:
         sc = base.scenario
         unlearner = create_for(sc, method, params=params)
@@ -249,9 +316,17 @@ def evaluate(bases: list[Baselines], method: str, params: dict) -> dict:
         evaluations.append(evaluation)
         if evaluation is None:
             gaps.append(None)
+            z_gaps.append(None)
             diverged.append(sc.config.seed)
         else:
             gaps.append(avg_gap(evaluation, reference))
+            if spread is not None:
+                z_gaps.append(avg_abs_z(evaluation, reference, spread))
+    if objective == "z":
+        value = (DIVERGED_Z if diverged or any(z is None for z in z_gaps)
+                 else float(np.mean(z_gaps)))
+        return {"value": value, "gaps": gaps, "z_gaps": z_gaps, "diverged": diverged,
+                "evaluations": evaluations}
     if diverged or any(g is None for g in gaps):
         value = DIVERGED
     else:
@@ -259,19 +334,21 @@ def evaluate(bases: list[Baselines], method: str, params: dict) -> dict:
     return {"value": value, "gaps": gaps, "diverged": diverged, "evaluations": evaluations}
 
 
-def objective(bases: list[Baselines], method: str):
-    """The Optuna objective: draw h from the method's ``search_space``, return J(h); the
-    per-seed gaps, the worker and the seconds go into the trial's user attributes."""
+def objective(bases: list[Baselines], method: str, score: str = "gap"):
+    """The Optuna objective: draw h from the method's ``search_space``, return J(h) (``score``
+    ``z``: J_z(h)); the per-seed gaps (and avg |z|), the worker and the seconds go into the
+    trial's user attributes."""
     method_cls = get_method(method)
     worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def run_trial(trial) -> float:
         params = method_cls.search_space(trial)
         start = time.perf_counter()
-        result = evaluate(bases, method, params)
+        result = evaluate(bases, method, params, score)
         trial.set_user_attr("worker", worker)
-        trial.set_user_attr("gaps", result["gaps"])
-        trial.set_user_attr("diverged", result["diverged"])
+        for key in TRIAL_ATTRS[1:-1]:
+            if key in result:
+                trial.set_user_attr(key, result[key])
         trial.set_user_attr("seconds", round(time.perf_counter() - start, 3))
         return result["value"]
 
@@ -284,8 +361,9 @@ def _short(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def _progress(study, trial) -> None:
-    """One log line per finished trial: number, value, best so far and parameters."""
+def _progress(study, trial, label: str = OBJECTIVES["gap"]) -> None:
+    """One log line per finished trial: number, value (``label``: what it is), best so far and
+    parameters."""
     from optuna.trial import TrialState
 
     params = " ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
@@ -293,7 +371,7 @@ def _progress(study, trial) -> None:
         log.info("trial %d %s: %s", trial.number, trial.state.name.lower(), params)
         return
     best = study.best_trial
-    log.info("trial %d: gap %.4f | best %.4f (trial %d) | %s", trial.number, trial.value,
+    log.info("trial %d: %s %.4f | best %.4f (trial %d) | %s", trial.number, label, trial.value,
              best.value, best.number, params)
 
 
@@ -322,8 +400,9 @@ def trial_job(job: tuple[TuneConfig, int, dict]) -> dict:
     the worker that ran it and its seconds."""
     cfg, _, params = job
     start = time.perf_counter()
-    result = evaluate(_worker_baselines(cfg), cfg.method, params)
+    result = evaluate(_worker_baselines(cfg), cfg.method, params, cfg.objective)
     return {"value": result["value"], "gaps": result["gaps"], "diverged": result["diverged"],
+            **({"z_gaps": result["z_gaps"]} if "z_gaps" in result else {}),
             "worker": f"{socket.gethostname()}:{os.getpid()}",
             "seconds": round(time.perf_counter() - start, 3)}
 
@@ -339,6 +418,7 @@ def _tune_on(pool: Executor, study, cfg: TuneConfig) -> int:
     from optuna.trial import TrialState
 
     method_cls = get_method(cfg.method)
+    progress = partial(_progress, label=OBJECTIVES[cfg.objective])
     pool.map(baseline_job, [(cfg, seed) for seed in range(cfg.seeds)])
     ran = 0
     while (todo := cfg.trials - complete_trials(study)) > 0:
@@ -351,9 +431,10 @@ def _tune_on(pool: Executor, study, cfg: TuneConfig) -> int:
                 study.tell(trial, state=TrialState.FAIL)
             raise
         for trial, result in zip(trials, results, strict=True):
-            for key in ("worker", "gaps", "diverged", "seconds"):
-                trial.set_user_attr(key, result[key])
-            _progress(study, study.tell(trial, result["value"]))
+            for key in TRIAL_ATTRS:
+                if key in result:
+                    trial.set_user_attr(key, result[key])
+            progress(study, study.tell(trial, result["value"]))
             ran += 1
     return ran
 
@@ -398,8 +479,9 @@ def _tune(cfg: TuneConfig, pool: Executor) -> TuneResult:
         mine_before = own_count(study)
         stop = MaxTrialsCallback(cfg.trials, states=(TrialState.COMPLETE,))
         try:
-            study.optimize(objective(bases, cfg.method), n_trials=todo,
-                           callbacks=[_progress, stop], gc_after_trial=False)
+            study.optimize(objective(bases, cfg.method, cfg.objective), n_trials=todo,
+                           callbacks=[partial(_progress, label=OBJECTIVES[cfg.objective]), stop],
+                           gc_after_trial=False)
         except KeyboardInterrupt:
             result.interrupted = True
         result.ran = own_count(study) - mine_before
@@ -407,5 +489,6 @@ def _tune(cfg: TuneConfig, pool: Executor) -> TuneResult:
     return result
 
 
-__all__ = ["DIVERGED", "METRICS", "VALIDATION", "TuneConfig", "TuneResult", "baseline_job",
-           "baselines", "ensemble_means", "evaluate", "trial_job", "tune"]
+__all__ = ["DIVERGED", "DIVERGED_Z", "METRICS", "OBJECTIVES", "VALIDATION", "TuneConfig",
+           "TuneResult", "baseline_job", "baselines", "ensemble_means", "ensemble_stds",
+           "evaluate", "trial_job", "tune", "value_text"]

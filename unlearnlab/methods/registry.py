@@ -125,11 +125,12 @@ def get_method(name: str) -> type[UnlearningMethod]:
 def create(method: str | type[UnlearningMethod], *, preset: str = "default",
            dataset: str | None = None, scenario: str | None = None, arch: str | None = None,
            data_dir=None, params: Mapping[str, Any] | None = None,
-           auto: Mapping[str, Any] | None = None) -> UnlearningMethod:
+           auto: Mapping[str, Any] | None = None, forget: str | None = None) -> UnlearningMethod:
     """Build ``method`` (a registry key, ``package.module:ClassName`` or a class) with the
     hyperparameters of ``preset`` for ``dataset``, ``scenario`` kind and ``arch``, ``params``
     on top (``UnlearningMethod.resolve_params``). Preset ``tuned`` reads the tuned-preset file
-    (``presets.tuned_files``: the data root ``data_dir``, then the package); preset ``auto``
+    (``presets.tuned_files``: the data root ``data_dir``, then the package), the entry of the
+    scenario (``forget`` spec and ``arch``) first, then the dataset's; preset ``auto``
     takes ``auto``, the values its search chose (``auto_preset.resolve``)."""
     if isinstance(method, type):
         cls = _check_method_class(method, origin(method))
@@ -152,7 +153,7 @@ def create(method: str | type[UnlearningMethod], *, preset: str = "default",
                                   "unlearnlab.run / compare), or pass its values as auto=")
             tuned = dict(auto)
         else:
-            tuned = tuned_params(cls, dataset, data_dir)
+            tuned = tuned_params(cls, dataset, data_dir, forget, arch)
     return cls(cls.resolve_params(preset, dataset, scenario, arch, tuned, params), preset)
 
 
