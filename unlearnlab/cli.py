@@ -14,7 +14,7 @@ from .compare import compare, markdown
 from .config import RunConfig
 from .data import data_root, list_datasets, load_dataset
 from .data.builtin import IDX_FILES
-from .errors import BundleError, ConfigError, DataError, UnlearnlabError
+from .errors import BundleError, ConfigError, DataError, UnlearnlabError, one_line
 from .executor import DEFAULT_RETRIES, parse_executor
 from .experiment import check_data_root, check_method, run
 from .figures import cli as figures_cli
@@ -420,12 +420,6 @@ def cmd_demo(args) -> int:
     print(demo.where_forgotten_went(result.record, result.scenario.dataset.classes))
     print(f"figures: {Path(args.out).resolve()}/")
     return 0
-
-
-def one_line(exc: Exception) -> str:
-    """The message of ``exc`` on one line: a line break quoted from the input (a ``--set``
-    value, a path) is written as ``\\n``, so that the error stays one line."""
-    return str(exc).replace("\r", "\\r").replace("\n", "\\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,12 @@
 """Errors that describe a bad input or environment; the CLI prints them as one line."""
 
 
+def one_line(message) -> str:
+    """``message`` (an exception or text) on one line: a line break quoted from the input (a
+    ``--set`` value, a path) is written as ``\\n``, so that the error stays one line."""
+    return str(message).replace("\r", "\\r").replace("\n", "\\n")
+
+
 class UnlearnlabError(Exception):
     """Base class: the message names the problem and the fix."""
 

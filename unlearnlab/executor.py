@@ -42,7 +42,7 @@ from contextlib import contextmanager
 import torch
 
 from .config import RunConfig
-from .errors import ConfigError, ExecutorError
+from .errors import ConfigError, ExecutorError, one_line
 
 log = logging.getLogger("unlearnlab")
 
@@ -83,8 +83,8 @@ def describe_job(fn: Callable, job) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.replace("\r", "\\r").replace("\n", "\\n")
+    """``errors.one_line`` of a job's error, its type's name when it has no message."""
+    return one_line(str(exc).strip() or type(exc).__name__)
 
 
 class JobProgress:
