@@ -24,7 +24,7 @@ from unlearnlab.methods.presets import TUNED_FILE, lookup_tuned, scenario_key
 from unlearnlab.scenario import build_scenario
 from unlearnlab.studies import check_setup, storage_url
 from unlearnlab.tune_all import TuneAllConfig, plan, tune_all
-from unlearnlab.tuning import DIVERGED_Z, TuneConfig, ensemble_stds
+from unlearnlab.tuning import DIVERGED_Z, TuneConfig, ensemble_moments
 
 optuna = pytest.importorskip("optuna")
 
@@ -152,14 +152,15 @@ def test_a_study_name_and_setup_carry_the_objective():
         check_setup("old", old, z)
 
 
-def test_ensemble_stds_are_the_retrained_spread():
+def test_ensemble_moments_are_the_retrained_mean_and_spread():
     def base(value):
         return SimpleNamespace(evaluations={"retrained": {"forget_train_acc": value,
                                                           "mia_efficacy": None}})
 
-    stds = ensemble_stds([base(0.1), base(0.3), base(0.2)])
+    means, stds = ensemble_moments([base(0.1), base(0.3), base(0.2)])
     assert stds == {"forget_train_acc": pytest.approx(0.1)}
-    assert ensemble_stds([base(0.1)]) == {}
+    assert means == {"forget_train_acc": pytest.approx(0.2)}
+    assert ensemble_moments([base(0.1)])[1] == {}
     assert DIVERGED_Z == float("inf")
 
 

@@ -275,27 +275,18 @@ def check_scenario(cfg: TuneConfig) -> Scenario:
     return sc
 
 
-def ensemble_means(bases: list[Baselines]) -> dict[str, float]:
-    """The retrained ensemble's mean of every ``GAP_KEYS`` entry (seeds with a value)."""
-    means = {}
+def ensemble_moments(bases: list[Baselines]) -> tuple[dict[str, float], dict[str, float]]:
+    """The retrained ensemble's mean of every ``GAP_KEYS`` entry (seeds with a value) and its
+    standard deviation (ddof 1) where two seeds or more have one (one value has no spread)."""
+    means, stds = {}, {}
     for key in GAP_KEYS:
         values = [b.evaluations["retrained"].get(key) for b in bases]
         values = [v for v in values if v is not None]
         if values:
             means[key] = float(np.mean(values))
-    return means
-
-
-def ensemble_stds(bases: list[Baselines]) -> dict[str, float]:
-    """The retrained ensemble's standard deviation (ddof 1) of every ``GAP_KEYS`` entry with
-    a value on two seeds or more (one value has no spread)."""
-    stds = {}
-    for key in GAP_KEYS:
-        values = [b.evaluations["retrained"].get(key) for b in bases]
-        values = [v for v in values if v is not None]
         if len(values) >= 2:
             stds[key] = float(np.std(values, ddof=1))
-    return stds
+    return means, stds
 
 
 def evaluate(bases: list[Baselines], method: str, params: dict,
@@ -306,8 +297,8 @@ def evaluate(bases: list[Baselines], method: str, params: dict,
     Returns {"value": J (or J_z), "gaps": per-seed avg_gap (None where diverged), "diverged":
     seeds, "evaluations": per-seed evaluation of the unlearned model (None where diverged)};
     under ``z`` also "z_gaps": per-seed avg_abs_z (None where diverged)."""
-    reference = ensemble_means(bases)
-    spread = ensemble_stds(bases) if objective == "z" else None
+    reference, stds = ensemble_moments(bases)
+    spread = stds if objective == "z" else None
     gaps, z_gaps, evaluations, diverged = [], [], [], []
     for base in bases:
         sc = base.scenario
@@ -490,5 +481,5 @@ def _tune(cfg: TuneConfig, pool: Executor) -> TuneResult:
 
 
 __all__ = ["DIVERGED", "DIVERGED_Z", "METRICS", "OBJECTIVES", "VALIDATION", "TuneConfig",
-           "TuneResult", "baseline_job", "baselines", "ensemble_means", "ensemble_stds",
+           "TuneResult", "baseline_job", "baselines", "ensemble_moments",
            "evaluate", "trial_job", "tune", "value_text"]
