@@ -231,3 +231,23 @@ def _close_figures():
     pyplot = sys.modules.get("matplotlib.pyplot")
     if pyplot is not None:
         pyplot.close("all")
+
+
+@pytest.fixture
+def untunable():
+    """A method without a search space, registered for one test (every built-in method is
+    tunable): ``keep``, which returns the original model unchanged."""
+    from unlearnlab.methods import registry
+    from unlearnlab.methods.base import UnlearningMethod
+
+    class Keep(UnlearningMethod):
+        name = "keep"
+        defaults = {}
+
+        def unlearn(self, model, task):
+            return self.copy_model(model)
+
+    registry.register_method(Keep)
+    yield "keep"
+    registry._METHODS.pop("keep")
+    registry._ORIGINS.pop("keep")

@@ -457,7 +457,7 @@ def test_wrong_type_cli_run_option_is_one_line_before_any_work(case, tmp_path, c
     ["bench", "--quick", "--seeds", "1", "--methods", "nope"],
     ["tune", "--dataset", "digits", "--quick", "--method", "gradient_ascent", "--trials", "0"],
     ["tune", "--dataset", "digits", "--quick", "--method", "gradient_ascent", "--seeds", "-2"],
-    ["tune", "--dataset", "digits", "--quick", "--method", "relabel"],
+    ["tune", "--dataset", "digits", "--quick", "--method", "relabel", "--objective", "kl"],
 ], ids=lambda argv: " ".join(argv[:1] + argv[-2:]))
 def test_wrong_type_cli_compare_bench_tune_option_is_one_line(argv, tmp_path, capsys):
     root = tmp_path / "data"

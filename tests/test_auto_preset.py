@@ -156,17 +156,18 @@ def one_line_error(capsys, argv: list[str], message: str) -> None:
     assert "\n" not in err and message in err, err
 
 
-def test_a_method_without_a_search_space_is_refused_before_any_work(tmp_path, capsys):
+def test_a_method_without_a_search_space_is_refused_before_any_work(untunable, tmp_path,
+                                                                    capsys):
     root = tmp_path / "root"
-    one_line_error(capsys, ["run", "--dataset", "digits", "--quick", "--method", "relabel",
+    one_line_error(capsys, ["run", "--dataset", "digits", "--quick", "--method", untunable,
                             "--preset", "auto", "--data-dir", str(root)],
-                   "relabel declares no search space")
+                   "keep declares no search space")
     one_line_error(capsys, ["compare", "--dataset", "digits", "--quick", "--methods",
-                            f"{METHOD},relabel", "--seeds", "2", "--preset", "auto",
+                            f"{METHOD},{untunable}", "--seeds", "2", "--preset", "auto",
                             "--data-dir", str(root), "--out", str(tmp_path / "out")],
                    "use --preset default")
-    with pytest.raises(ConfigError, match="relabel declares no search space"):
-        run(config(root, method="relabel"))
+    with pytest.raises(ConfigError, match="keep declares no search space"):
+        run(config(root, method=untunable))
     assert not (root / "models").exists() and not (root / "presets").exists()
 
 
@@ -178,13 +179,13 @@ def test_forget_quality_refuses_auto_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "models").exists()
 
 
-def test_create_takes_the_auto_values_only_with_the_auto_preset():
+def test_create_takes_the_auto_values_only_with_the_auto_preset(untunable):
     with pytest.raises(ConfigError, match="searches before the run"):
         create(METHOD, preset="auto", dataset="digits", scenario="class")
     with pytest.raises(ConfigError, match="not of preset 'default'"):
         create(METHOD, dataset="digits", scenario="class", auto={"lr": 0.001})
     with pytest.raises(ConfigError, match="no 'auto' preset"):
-        create("relabel", preset="auto", dataset="digits", scenario="class", auto={})
+        create(untunable, preset="auto", dataset="digits", scenario="class", auto={})
     method = create(METHOD, preset="auto", dataset="digits", scenario="class",
                     auto={"lr": 0.002}, params={"stop_loss": 1.0})
     assert method.preset == "auto"

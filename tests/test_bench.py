@@ -67,7 +67,7 @@ def test_leaderboard_ranks_by_avg_abs_z_and_puts_diverged_methods_last():
     assert table.loc["near", "retain_damage"] == 1 and table.loc["boom", "diverged"] == 1
     assert table.loc["boom", "z_gap"] == float("inf")
     board = leaderboard_markdown(rows, 2, False)
-    assert board.startswith("Ranked by avg |z|")
+    assert board.startswith("Preset `default`, ranked by avg |z|")
     assert "with 2 seeds even a retrained model has no finite expected avg |z|" in board
     assert ("| rank | group | method | avg \\|z\\| (σ) [95 % interval] | a | b | avg gap (pts) "
             "| speed-up × |") in board
@@ -238,4 +238,48 @@ def test_forget_quality_in_the_bench_is_checked_before_any_work(tmp_path, models
     with pytest.raises(ConfigError, match=message):
         bench(cfg, ["finetune"], seeds=2, out=tmp_path / "out", scenarios=scenarios,
               forget_quality_models=models)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "data" / "models").exists()
+
+
+def test_bench_runs_other_presets_beside_the_ranked_one(tmp_path):
+    from unlearnlab.bench import bench
+    from unlearnlab.config import RunConfig
+
+    cfg = RunConfig(quick=True, data_dir=str(tmp_path / "data"))
+    out = tmp_path / "out"
+    rows = bench(cfg, ["finetune", "relabel"], seeds=2, out=out, scenarios=DIGITS_SCENARIOS[1:],
+                 presets=("default", "paper"))
+    name = scenario_name("digits", "class:6")
+    assert set(rows["preset"]) == {"default"} and set(rows["method"]) == {"finetune", "relabel"}
+    beside = pd.read_csv(out / "presets.csv")
+    # relabel has no paper preset: it runs only in the ranked column
+    assert set(beside["preset"]) == {"paper"} and set(beside["method"]) == {"finetune"}
+    assert len(beside) == 2 and (out / "presets" / "paper" / name / "results.csv").is_file()
+    paper = leaderboard(beside)
+    board = (out / "leaderboard.md").read_text()
+    assert board.startswith("Preset `default`, ranked by avg |z|")
+    assert "Preset columns (paper)" in board and "| paper: avg \\|z\\| (σ) (rank) |" in board
+    line = next(r for r in board.splitlines() if r.startswith("| ") and "| finetune |" in r)
+    assert line.endswith(f"| {paper.loc['finetune', 'z_gap']:.2f} (#1) |")
+    assert next(r for r in board.splitlines() if "| relabel |" in r).endswith("| n/a |")
+    # the paper preset changes the runs: not a copy of the default column
+    default = leaderboard(rows)
+    assert paper.loc["finetune", "z_gap"] != default.loc["finetune", "z_gap"]
+
+
+@pytest.mark.parametrize(("presets", "message"), [
+    (("paper",), "method 'relabel' has no preset 'paper', which the leaderboard ranks"),
+    (("default", "default"), "--presets names a preset twice"),
+    (("default", "nope"), "no method has the preset 'nope'"),
+    ((), "--presets must name presets"),
+    (("tuned",), "no tuned preset for method 'finetune'"),
+])
+def test_bench_presets_are_checked_before_any_work(tmp_path, presets, message):
+    from unlearnlab.bench import bench
+    from unlearnlab.config import RunConfig
+
+    cfg = RunConfig(quick=True, data_dir=str(tmp_path / "data"))
+    with pytest.raises(ConfigError, match=message):
+        bench(cfg, ["finetune", "relabel"], seeds=2, out=tmp_path / "out",
+              scenarios=DIGITS_SCENARIOS[1:], presets=presets)
     assert not (tmp_path / "out").exists() and not (tmp_path / "data" / "models").exists()

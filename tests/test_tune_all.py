@@ -21,6 +21,7 @@ from unlearnlab.errors import ConfigError
 from unlearnlab.experiment import check_method, create_for
 from unlearnlab.methods import create, get_method
 from unlearnlab.methods.presets import TUNED_FILE, lookup_tuned, scenario_key
+from unlearnlab.methods.registry import tunable_methods
 from unlearnlab.scenario import build_scenario
 from unlearnlab.studies import check_setup, storage_url
 from unlearnlab.tune_all import TuneAllConfig, plan, tune_all
@@ -187,7 +188,6 @@ def test_lookup_prefers_the_scenario_in_every_file(tmp_path, monkeypatch):
     (["--suite", "nope"], "--suite 'nope' is not a scenario suite"),
     (["--suite", "heldout"], "tune-all refuses --suite heldout"),
     (["--methods", "nope"], "unknown method 'nope'"),
-    (["--methods", "finetune,relabel"], "'relabel' declares no search space, so tune-all"),
     (["--methods", ","], "--methods is empty"),
     (["--budget", "0"], "--budget must be a positive integer"),
     (["--seeds", "0"], "--seeds must be a positive integer"),
@@ -205,13 +205,22 @@ def test_tune_all_bad_input_is_one_line_before_any_work(argv, message, capsys, t
     assert not (tmp_path / "out").exists()
 
 
+def test_a_method_without_a_search_space_is_refused(untunable, capsys, tmp_path):
+    assert main(["tune-all", "--quick", "--data-dir", str(tmp_path / "data"), "--out",
+                 str(tmp_path / "out"), "--methods", f"finetune,{untunable}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'keep' declares no search space, so tune-all" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_plan_gives_each_method_the_scenarios_it_is_meant_for():
     cells = plan(TuneAllConfig(methods=["finetune"], scenario_names=["mnist-six",
                                                                      "mnist-random-10"]))
     assert [(c.name, c.config.arch, c.config.trials, c.config.dataset_entry) for c in cells] \
         == [("mnist-six", "mlp", 30, False), ("mnist-random-10", "mlp", 30, False)]
     every = plan(TuneAllConfig())
-    assert "relabel" not in {c.config.method for c in every}
+    assert {c.config.method for c in every} == set(tunable_methods())
+    assert "relabel" in {c.config.method for c in every if c.name == "mnist-six"}
     assert all(c.config.trials == 30 and c.config.seeds == 3 and c.config.objective == "z"
                for c in every)
 

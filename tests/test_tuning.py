@@ -137,8 +137,6 @@ def test_tuned_preset_is_read_from_the_data_root_then_the_package(tmp_path, monk
         create("gemu", preset="tuned", dataset="fashion_mnist")
     with pytest.raises(ConfigError, match="is per dataset"):
         create("gemu", preset="tuned")
-    with pytest.raises(ConfigError, match="declares no search space"):
-        create("relabel", preset="tuned", dataset="mnist")
     write_tuned(root, {"gemu": {"mnist": {"params": {"gone": 1}}}})
     with pytest.raises(ConfigError, match="sets 'gone', which the method no longer has"):
         create("gemu", preset="tuned", dataset="mnist")
@@ -172,7 +170,6 @@ def test_search_spaces_give_valid_parameters():
 # ----------------------------------------------------------------------- CLI, bad inputs
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--method", "relabel"], "declares no search space"),
     (["--method", "nope"], "unknown method 'nope'"),
     (["--method", "gemu", "--trials", "0"], "--trials must be a positive integer"),
     (["--method", "gemu", "--seeds", "-1"], "--seeds must be a positive integer"),
@@ -189,6 +186,14 @@ def test_tune_bad_input_is_one_line(argv, message, capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "secret" not in err
     assert re.search(message, err), err
+
+
+def test_a_method_without_a_search_space_is_refused(untunable, capsys, tmp_path):
+    with pytest.raises(ConfigError, match="declares no search space"):
+        create(untunable, preset="tuned", dataset="mnist")
+    assert main(["tune", "--data-dir", str(tmp_path), "--method", untunable]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "declares no search space" in err, err
 
 
 # --------------------------------------------------------------------------- SQLite study

@@ -26,6 +26,7 @@ from .executor import Executor, check_fresh, open_executor
 from .forget import parse_forget
 from .heldout import HELDOUT_NAMES, HELDOUT_SCENARIOS
 from .methods import get_method, list_methods
+from .methods.presets import AUTO, TUNED
 from .outputs import atomic_path, output_folder
 from .ranking import LEVEL, bootstrap_interval, overlap_groups
 from .verdict import flag_counts_text
@@ -67,6 +68,38 @@ def scenario_name(dataset: str, forget: str) -> str:
 OUTPUT_NAMES = ("leaderboard.md", "leaderboard.csv", ".*.tmp", "mnist-*", "fashion-*",
                 "cmnist-*", "fashion_mnist-*", "digits-*")
 
+# The folder (under a bench's ``--out``) and the file of the presets run beside the ranked one.
+BESIDE_FOLDER, BESIDE_CSV = "presets", "presets.csv"
+
+
+def has_preset(method: str, preset: str) -> bool:
+    """Whether ``method`` (a registry key or ``module:Class``) can run ``preset``: ``default``,
+    ``tuned`` and ``auto`` are every method's (``tuned`` then needs its entry); a named preset
+    (``paper``, ``thesis``) only a method that declares it."""
+    return preset in ("default", TUNED, AUTO) or preset in get_method(method).presets
+
+
+def check_presets(presets, methods: list[str]) -> tuple[str, ...]:
+    """``presets`` as a tuple, the first the ranked one: a non-empty list of distinct names,
+    the first held by every method (a method without it would be missing from the ranking),
+    each of the others by one method at least."""
+    if isinstance(presets, str) or not isinstance(presets, list | tuple) or not presets or \
+            not all(isinstance(p, str) and p for p in presets):
+        raise ConfigError(f"--presets must name presets, e.g. tuned,default,paper; got "
+                          f"{presets!r}")
+    if len(set(presets)) < len(presets):
+        raise ConfigError(f"--presets names a preset twice ({','.join(presets)}); name each once")
+    ranked, *beside = presets
+    lacking = [m for m in methods if not has_preset(m, ranked)]
+    if lacking:
+        raise ConfigError(f"method '{lacking[0]}' has no preset '{ranked}', which the "
+                          f"leaderboard ranks (the first of --presets); leave it out with "
+                          f"--methods or rank another preset")
+    for preset in beside:
+        if not any(has_preset(m, preset) for m in methods):
+            raise ConfigError(f"no method has the preset '{preset}' of --presets; leave it out")
+    return tuple(presets)
+
 
 def suite_scenarios(suite: str) -> tuple[tuple[str, str, str | None], ...]:
     """The scenarios of ``suite``, a key of ``SUITES``."""
@@ -79,7 +112,8 @@ def suite_scenarios(suite: str) -> tuple[tuple[str, str, str | None], ...]:
 def bench(cfg: RunConfig, methods: list[str] | None = None, seeds: int = 5,
           out: Path | None = None,
           scenarios: tuple[tuple[str, str, str | None], ...] = STANDARD_SCENARIOS,
-          forget_quality_models: int = 0, executor: str | Executor = "local") -> pd.DataFrame:
+          forget_quality_models: int = 0, executor: str | Executor = "local",
+          presets: tuple[str, ...] = ("default",)) -> pd.DataFrame:
     """Run ``compare`` for every scenario (writing each under ``out/<scenario>``) with the
     methods (registry keys or ``module:Class``) meant for its kind
     (``UnlearningMethod.scenarios``) and return one row per
@@ -95,10 +129,17 @@ def bench(cfg: RunConfig, methods: list[str] | None = None, seeds: int = 5,
     Every scenario and its methods are checked (as in ``compare``) before the first model is
     trained, and ``out`` is written whole or not at all (``outputs.output_folder``).
     ``executor`` (``executor.parse_executor``) runs every comparison's and forget-quality
-    study's training and unlearning; one pool of workers serves them all."""
+    study's training and unlearning; one pool of workers serves them all.
+
+    ``presets``: the first is ranked (every method runs it); each other one also runs, on the
+    same models and seeds, for the methods that have it (``has_preset``), into
+    ``out/presets/<preset>/<scenario>`` and ``presets.csv``, and its avg |z| and rank become a
+    column of ``leaderboard.md`` (``leaderboard_markdown``'s ``beside``). The returned rows
+    are the ranked preset's; every row names its ``preset``."""
     if methods is None or (isinstance(methods, list | tuple) and not methods):
         methods = list_methods()
     check_inputs(cfg, methods, seeds, out, "default")
+    presets = check_presets(presets, methods)
     if not isinstance(scenarios, list | tuple) or not scenarios or not all(
             isinstance(s, list | tuple) and len(s) == 3 for s in scenarios):
         raise ConfigError("scenarios must be a non-empty list of (dataset, forget, arch) "
@@ -120,10 +161,11 @@ def bench(cfg: RunConfig, methods: list[str] | None = None, seeds: int = 5,
     with open_executor(executor) as pool:
         check_fresh(pool, cfg.reuse)
         if out is None:
-            return _bench(plan, seeds, None, cfg.quick, forget_quality_models, pool)
+            return _bench(plan, seeds, None, cfg.quick, forget_quality_models, pool, presets)
         check_out_not_data(Path(out), cfg.data_dir, "bench")
         with output_folder(Path(out), "bench", OUTPUT_NAMES) as folder:
-            return _bench(plan, seeds, folder, cfg.quick, forget_quality_models, pool)
+            return _bench(plan, seeds, folder, cfg.quick, forget_quality_models, pool,
+                          presets)
 
 
 def _is_random(scenario: RunConfig) -> bool:
@@ -151,20 +193,31 @@ def forget_quality_rows(plan: list, n_models: int, out: Path | None,
 
 
 def _bench(plan: list, seeds: int, out: Path | None, quick: bool,
-           forget_quality_models: int = 0, executor: str | Executor = "local") -> pd.DataFrame:
-    """``bench``'s work: every scenario checked first, then compared; writes into ``out``."""
-    firsts = [check_scenario(scenario, chosen, "default") for _, scenario, chosen in plan]
+           forget_quality_models: int = 0, executor: str | Executor = "local",
+           presets: tuple[str, ...] = ("default",)) -> pd.DataFrame:
+    """``bench``'s work: every scenario and preset checked first (a missing tuned entry fails
+    here), then compared; writes into ``out``."""
+    runs = [(name, scenario, preset, [m for m in chosen if has_preset(m, preset)])
+            for name, scenario, chosen in plan for preset in presets]
+    runs = [run for run in runs if run[3]]
+    firsts = [check_scenario(scenario, chosen, preset) for _, scenario, preset, chosen in runs]
     frames = []
-    for i, ((name, scenario, chosen), first) in enumerate(zip(plan, firsts, strict=True), 1):
-        comparison = run_comparison(scenario, chosen, seeds,
-                                    None if out is None else Path(out) / name, "default", first,
-                                    executor, where=f"scenario {i}/{len(plan)} {name} · ")
+    for i, ((name, scenario, preset, chosen), first) in enumerate(zip(runs, firsts, strict=True),
+                                                                  1):
+        folder = None if out is None else (
+            Path(out) / name if preset == presets[0] else Path(out) / BESIDE_FOLDER / preset
+            / name)
+        comparison = run_comparison(scenario, chosen, seeds, folder, preset, first, executor,
+                                    where=f"run {i}/{len(runs)} {name}, preset {preset} · ")
         rows = comparison.rows[~comparison.rows["model"].isin(BASELINES)]
         rows = rows.rename(columns={"model": "method"})
         rows.insert(0, "scenario", name)
+        rows.insert(2, "preset", preset)
         rows["speedup"] = rows["retrain_seconds"] / rows["seconds"]
         frames.append(rows)
-    rows = pd.concat(frames, ignore_index=True)
+    every = pd.concat(frames, ignore_index=True)
+    ranked = every["preset"] == presets[0]
+    rows, beside = every[ranked].reset_index(drop=True), every[~ranked].reset_index(drop=True)
     quality = None
     if forget_quality_models:
         quality = forget_quality_rows(plan, forget_quality_models, out, executor)
@@ -176,8 +229,11 @@ def _bench(plan: list, seeds: int, out: Path | None, quick: bool,
         if quality is not None:
             with atomic_path(Path(out) / "forget_quality.csv") as tmp:
                 quality.to_csv(tmp, index=False)
+        if len(beside):
+            with atomic_path(Path(out) / BESIDE_CSV) as tmp:
+                beside.to_csv(tmp, index=False)
         with atomic_path(Path(out) / "leaderboard.md") as tmp:
-            tmp.write_text(leaderboard_markdown(rows, seeds, quick, quality))
+            tmp.write_text(leaderboard_markdown(rows, seeds, quick, quality, beside))
     return rows
 
 
@@ -236,18 +292,24 @@ def leaderboard(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def leaderboard_markdown(rows: pd.DataFrame, seeds: int, quick: bool,
-                         quality: pd.DataFrame | None = None) -> str:
+                         quality: pd.DataFrame | None = None,
+                         beside: pd.DataFrame | None = None) -> str:
     """The leaderboard as a markdown table under a line saying what its numbers are: per
     method its rank, its rank group and avg |z| with its 95 % interval as "score [low, high]"
     (``leaderboard``); with the rows of ``forget_quality_rows``, a column F and the
-    forget-quality table below it. A function of its arguments only, so it renders again from
-    a saved ``leaderboard.csv``."""
+    forget-quality table below it; with ``beside`` (rows of other presets, ``presets.csv``),
+    one column per preset: the method's avg |z| under it and its rank among the methods that
+    have it. A function of its arguments only, so it renders again from saved CSVs."""
     table = leaderboard(rows)
+    ranked = rows["preset"].iloc[0] if "preset" in rows and len(rows) else "default"
+    others = {} if beside is None or not len(beside) else {
+        preset: leaderboard(group) for preset, group in beside.groupby("preset", sort=False)}
     scenarios = [c for c in table.columns if c in set(rows["scenario"])]
     with_f = "forget_quality" in table
     head = ["rank", "group", "method", f"{Z_GAP_HEADING} [{LEVEL * 100:g} % interval]",
             *scenarios, "avg gap (pts)",
-            *(["F"] if with_f else []), "speed-up ×", "flagged runs"]
+            *(["F"] if with_f else []), "speed-up ×", "flagged runs",
+            *(f"{p}: {Z_GAP_HEADING} (rank)" for p in others)]
     mode = " Quick mode." if quick else ""
     spread = ("" if seeds > 1 else " With one seed the retrained ensemble has no spread: "
               "avg |z| is n/a and the avg gap ranks, with no interval and no groups.")
@@ -258,13 +320,17 @@ def leaderboard_markdown(rows: pd.DataFrame, seeds: int, quick: bool,
                 f"the methods of one group as tied at these seeds."
                 if seeds > 1 else "")
     reference = f"; {retrained_reference(seeds)}" if seeds > 1 else ""
-    lines = [f"Ranked by avg |z|: how many standard deviations of the retrained ensemble a "
-             f"method lies from retraining, averaged over the forget and retain accuracies "
-             f"(train and test splits) and MIA efficacy (mean over {seeds} seeds, then over "
-             f"the scenarios a method is meant for; lower is better{reference}). Scenario "
-             f"columns: avg |z| there; avg gap: the same distance in accuracy/MIA points "
-             f"(secondary); n/a: not meant for that scenario; flags: docs/leaderboard.md."
-             f"{interval}{spread}{mode}",
+    columns = (f" Preset columns ({', '.join(others)}): the same avg |z| with that preset, on "
+               f"the same models and seeds, and the method's rank among the methods that have "
+               f"it; n/a: the method has no such preset." if others else "")
+    lines = [f"Preset `{ranked}`, ranked by avg |z|: how many standard deviations of the "
+             f"retrained ensemble a method lies from retraining, averaged over the forget and "
+             f"retain accuracies (train and test splits) and MIA efficacy (mean over {seeds} "
+             f"seeds, then over the scenarios a method is meant for; lower is better"
+             f"{reference}). Scenario columns: avg |z| there; avg gap: the same distance in "
+             f"accuracy/MIA points (secondary); n/a: not meant for that scenario; flags: "
+             f"docs/leaderboard.md."
+             f"{interval}{columns}{spread}{mode}",
              "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for rank, (method, row) in enumerate(table.iterrows(), 1):
         flags = flag_counts_text({f: row[f] for f in FLAGS}, row["runs"], "runs")
@@ -274,10 +340,17 @@ def leaderboard_markdown(rows: pd.DataFrame, seeds: int, quick: bool,
         cells = [str(rank), group, method, score, *(_value(row[s]) for s in scenarios),
                  _value(100 * row["avg_gap"]),
                  *([_value(row["forget_quality"], 3)] if with_f else []),
-                 "n/a" if pd.isna(row["speedup"]) else f"{row['speedup']:.1f}", flags]
+                 "n/a" if pd.isna(row["speedup"]) else f"{row['speedup']:.1f}", flags,
+                 *(_beside_cell(board, method) for board in others.values())]
         lines.append("| " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     return text if quality is None else text + "\n" + forget_quality_markdown(quality)
+
+
+def _beside_cell(board: pd.DataFrame, method: str) -> str:
+    if method not in board.index:
+        return "n/a"
+    return f"{_value(board.loc[method, 'z_gap'])} (#{list(board.index).index(method) + 1})"
 
 
 def forget_quality_markdown(quality: pd.DataFrame) -> str:

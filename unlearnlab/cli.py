@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from . import bundle, demo
-from .bench import bench, leaderboard_markdown, suite_scenarios
+from .bench import bench, suite_scenarios
 from .compare import compare, markdown
 from .config import RunConfig
 from .data import data_root, list_datasets, load_dataset
@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--suite", default="standard", help="the scenarios: standard (the "
                    "leaderboard's, which the defaults were tuned on) or heldout (scenarios no "
                    "default or search has seen: docs/heldout.md)")
+    b.add_argument("--presets", default="default", help="comma-separated presets, the first "
+                   "ranked, each other one a column beside it (e.g. tuned,default,paper; "
+                   "default: default)")
     b.add_argument("--out", type=Path, required=True, help="output folder")
     b.add_argument("--forget-quality", type=int, default=0, metavar="N",
                    help="also score every method on the random-forgetting scenarios with the "
@@ -165,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--scenarios", default=None, metavar="NAME,...",
                    help="only these scenarios of the suite, by short name (e.g. mnist-six)")
     a.add_argument("--methods", default="all", metavar="M1,M2|all",
-                   help="methods with a search space (default all: every one but relabel)")
+                   help="methods with a search space (default all: every built-in one)")
     a.add_argument("--budget", type=int, default=30, metavar="K",
                    help="complete trials per study, the same for every method (default 30; "
                    "a resumed study counts the trials it holds)")
@@ -263,9 +266,10 @@ def cmd_bench(args) -> int:
     scenarios = suite_scenarios(args.suite)
     cfg = RunConfig(quick=args.quick, data_dir=args.data_dir, device=args.device)
     with _pool(args) as pool:
-        rows = bench(cfg, methods, args.seeds, args.out, scenarios=scenarios,
-                     forget_quality_models=args.forget_quality, executor=pool)
-    print(leaderboard_markdown(rows, args.seeds, args.quick))
+        bench(cfg, methods, args.seeds, args.out, scenarios=scenarios,
+              forget_quality_models=args.forget_quality, executor=pool,
+              presets=[p.strip() for p in args.presets.split(",") if p.strip()])
+    print((args.out / "leaderboard.md").read_text())
     print(f"wrote {args.out}/leaderboard.md, leaderboard.csv and one folder per scenario")
     _report(args.out, args.data_dir)
     return 0

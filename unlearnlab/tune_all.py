@@ -3,7 +3,7 @@ of a suite it is meant for, so that a leaderboard of tuned presets compares meth
 tuning effort (DeepUnlearn's protocol: one Optuna budget per method, against retraining).
 
 Protocol: for every method with a search space (``methods.tunable_methods``; every built-in
-method but ``relabel``) and every scenario of the suite (``bench.SUITES``) whose kind the method
+method) and every scenario of the suite (``bench.SUITES``) whose kind the method
 declares (``UnlearningMethod.scenarios``), one ``tuning.tune`` study that ends holding exactly
 ``budget`` complete trials (a resumed study counts the trials it already holds; one holding
 more is refused, as its best would have had a larger budget), each trial scored on the

@@ -31,6 +31,14 @@ class Relabel(UnlearningMethod):
     # relearns the output layer.
     refinements = {"mlp": {"freeze": ["fc1"]}}
 
+    @classmethod
+    def search_space(cls, trial) -> dict:
+        """lr (log scale around the seed's 1e-3) and 1-2 epochs. The procedure stays the seed's:
+        ``target`` and ``freeze`` are its choices, not quantities to fit to retraining. Two
+        epochs at most, as each epoch passes over all of D (one retraining epoch)."""
+        return {"lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
+                "epochs": trial.suggest_int("epochs", 1, 2)}
+
     def check_task(self, num_classes, forget_classes):
         target = self.params["target"]
         if not 0 <= target < num_classes:
