@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -276,6 +277,43 @@ def test_a_pool_worker_killed_mid_job_is_retried(tmp_path):
         os.kill(int((tmp_path / "pid").read_text()), signal.SIGKILL)
         assert future.result(timeout=300) == [0, 1, 2, 3]
         pool.shutdown()
+
+
+ORPHAN_SCRIPT = """
+import sys, time
+from pathlib import Path
+from unlearnlab.executor import parse_executor
+sys.path.insert(0, {tests!r})
+from test_executor import kill_me_once
+with parse_executor("process:1") as ex:
+    ex.map(kill_me_once, [(Path({folder!r}), 1)])
+"""
+
+
+def test_a_killed_command_takes_its_workers_with_it(tmp_path):
+    """SIGKILL the command while its worker runs a job: the worker ends within seconds instead
+    of running its job to the end alone."""
+    script = ORPHAN_SCRIPT.format(tests=str(Path(__file__).parent), folder=str(tmp_path))
+    command = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).parents[1])
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "pid").exists():
+        assert time.monotonic() < deadline and command.poll() is None
+        time.sleep(0.1)
+    worker = int((tmp_path / "pid").read_text())
+    command.kill()
+    command.wait()
+    deadline = time.monotonic() + 10
+    while _alive(worker):
+        assert time.monotonic() < deadline, "the worker outlived its command"
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped by init, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
 
 
 # --- refused combinations, before any work ----------------------------------------------------

@@ -33,6 +33,8 @@ import multiprocessing
 import os
 import socket
 import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -243,7 +245,7 @@ class ProcessExecutor(Executor):
                             self._threads)
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_worker,
+                initializer=_start_pool_worker,
                 initargs=(self._threads, log.getEffectiveLevel()))
         return self._pool
 
@@ -312,6 +314,23 @@ def _start_worker(threads: int, level: int) -> None:
     on its stderr, as the command's own."""
     torch.set_num_threads(threads)
     logging.basicConfig(level=level, format="unlearnlab: %(message)s", stream=sys.stderr)
+
+
+def _start_pool_worker(threads: int, level: int) -> None:
+    """A ``process:N`` worker's set-up: ``_start_worker``'s, and a watch that ends the worker
+    when the command that started it is gone."""
+    _start_worker(threads, level)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
+                     name="unlearnlab-parent-watch").start()
+
+
+def _exit_with_parent(parent: int, every: float = 1.0) -> None:
+    """End this worker once ``parent`` is no longer its parent (killed: the worker was
+    re-parented). A worker only notices a dead pool when its job ends, and a killed command's
+    worker would otherwise train on alone for minutes, writing into the caches."""
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)
 
 
 def _import_ray():
