@@ -28,13 +28,8 @@ from unlearnlab import ensemble
 from unlearnlab.compare import compare
 from unlearnlab.config import RunConfig
 from unlearnlab.errors import ConfigError, ExecutorError
-from unlearnlab.executor import (
-    JobProgress,
-    ProcessExecutor,
-    RayExecutor,
-    describe_job,
-    parse_executor,
-)
+from unlearnlab.executor import JobProgress, ProcessExecutor, describe_job, parse_executor
+from unlearnlab.ray_executor import RayExecutor
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORES = os.cpu_count() or 1
