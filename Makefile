@@ -60,7 +60,7 @@ figures: venv data
 
 # The leaderboard: every method on the six standard scenarios, 5 seeds (about 45 min on 2 cores).
 bench: venv data
-	$(PY) -m unlearnlab bench --seeds 5 --out results/bench
+	$(PY) -m unlearnlab bench --seeds 5 --presets tuned,default --out results/bench
 
 bench-figures: venv
 	$(PY) -m unlearnlab figures bench results/bench --out assets
