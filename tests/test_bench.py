@@ -283,3 +283,14 @@ def test_bench_presets_are_checked_before_any_work(tmp_path, presets, message):
         bench(cfg, ["finetune", "relabel"], seeds=2, out=tmp_path / "out",
               scenarios=DIGITS_SCENARIOS[1:], presets=presets)
     assert not (tmp_path / "out").exists() and not (tmp_path / "data" / "models").exists()
+
+
+def test_forget_quality_with_another_ranked_preset_is_refused(tmp_path):
+    from unlearnlab.bench import bench
+    from unlearnlab.config import RunConfig
+
+    cfg = RunConfig(quick=True, data_dir=str(tmp_path / "data"))
+    with pytest.raises(ConfigError, match="--forget-quality scores the default presets"):
+        bench(cfg, ["finetune"], seeds=2, out=tmp_path / "out", scenarios=DIGITS_SCENARIOS,
+              forget_quality_models=2, presets=("paper", "default"))
+    assert not (tmp_path / "out").exists() and not (tmp_path / "data" / "models").exists()

@@ -154,6 +154,9 @@ def bench(cfg: RunConfig, methods: list[str] | None = None, seeds: int = 5,
     if not plan:
         raise ConfigError("no method is meant for any of the scenarios; add methods")
     if forget_quality_models:
+        if presets[0] != "default":
+            raise ConfigError(f"--forget-quality scores the default presets, and --presets ranks "
+                              f"'{presets[0]}': run the forget-quality bench without --presets")
         ensemble.check("retrain", forget_quality_models, "--forget-quality")
         if not any(_is_random(scenario) for _, scenario, _ in plan):
             raise ConfigError("--forget-quality scores random-forgetting scenarios and the bench "
