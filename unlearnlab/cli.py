@@ -258,17 +258,13 @@ def cmd_compare(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    methods = None
-    if args.methods is not None:
-        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-        if not methods:
-            raise ConfigError("--methods is empty: name at least one method or leave it out")
+    methods = _names(args.methods, "--methods")
     scenarios = suite_scenarios(args.suite)
     cfg = RunConfig(quick=args.quick, data_dir=args.data_dir, device=args.device)
     with _pool(args) as pool:
         bench(cfg, methods, args.seeds, args.out, scenarios=scenarios,
               forget_quality_models=args.forget_quality, executor=pool,
-              presets=[p.strip() for p in args.presets.split(",") if p.strip()])
+              presets=_names(args.presets, "--presets"))
     print((args.out / "leaderboard.md").read_text())
     print(f"wrote {args.out}/leaderboard.md, leaderboard.csv and one folder per scenario")
     _report(args.out, args.data_dir)

@@ -36,7 +36,7 @@ from .methods.registry import tunable_methods
 from .outputs import atomic_path, check_file_target, check_folder_target, write_json
 from .scenario import build_scenario
 from .studies import check_setup, complete_trials, open_storage
-from .tuning import OBJECTIVES, VALIDATION, TuneConfig, tune
+from .tuning import OBJECTIVES, VALIDATION, TuneConfig, short_value, tune
 from .tuning import check as check_study
 
 log = logging.getLogger("unlearnlab")
@@ -296,16 +296,12 @@ def summary_markdown(result: TuneAllResult) -> str:
              f"| method | scenario | trials (run now) | best: {unit} | default: {unit} | "
              "best params | wall s |", "|---|---|---|---|---|---|---|"]
     for r in result.rows:
-        params = ", ".join(f"{k}={_short(v)}" for k, v in (r["params"] or {}).items())
+        params = ", ".join(f"{k}={short_value(v)}" for k, v in (r["params"] or {}).items())
         lines.append(f"| {r['method']} | {r['scenario']} | {r['trials']} ({r['ran']}) | "
                      f"{_value(r['value'], cfg.objective)} | "
                      f"{_value(r['default_value'], cfg.objective)} | {params or 'n/a'} | "
                      f"{r['seconds']:.0f} |")
     return "\n".join(lines) + "\n"
-
-
-def _short(value) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def write_summary(out: Path, result: TuneAllResult) -> None:

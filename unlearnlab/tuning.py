@@ -194,7 +194,7 @@ class TuneResult:
                 f"{complete_trials(self.study)} complete trials, {self.ran} run by this process")
         if entry is None:
             return head + "; no complete trial yet, so no preset was written"
-        params = ", ".join(f"{k}={_short(v)}" for k, v in entry["searched"].items())
+        params = ", ".join(f"{k}={short_value(v)}" for k, v in entry["searched"].items())
         hint = "run it with --preset tuned"
         if self.config.data_dir:  # --preset tuned reads the presets of the data root it is given
             hint += f" --data-dir {self.config.data_dir}"
@@ -313,16 +313,10 @@ def evaluate(bases: list[Baselines], method: str, params: dict,
             gaps.append(avg_gap(evaluation, reference))
             if spread is not None:
                 z_gaps.append(avg_abs_z(evaluation, reference, spread))
-    if objective == "z":
-        value = (DIVERGED_Z if diverged or any(z is None for z in z_gaps)
-                 else float(np.mean(z_gaps)))
-        return {"value": value, "gaps": gaps, "z_gaps": z_gaps, "diverged": diverged,
-                "evaluations": evaluations}
-    if diverged or any(g is None for g in gaps):
-        value = DIVERGED
-    else:
-        value = float(np.mean(gaps))
-    return {"value": value, "gaps": gaps, "diverged": diverged, "evaluations": evaluations}
+    scores, worst = (z_gaps, DIVERGED_Z) if objective == "z" else (gaps, DIVERGED)
+    value = worst if diverged or any(v is None for v in scores) else float(np.mean(scores))
+    return {"value": value, "gaps": gaps, **({"z_gaps": z_gaps} if objective == "z" else {}),
+            "diverged": diverged, "evaluations": evaluations}
 
 
 def objective(bases: list[Baselines], method: str, score: str = "gap"):
@@ -348,7 +342,8 @@ def objective(bases: list[Baselines], method: str, score: str = "gap"):
 
 # -------------------------------------------------------------------------------- study
 
-def _short(value) -> str:
+def short_value(value) -> str:
+    """A parameter value as the log lines and summaries print it: floats to 3 digits."""
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
@@ -357,7 +352,7 @@ def _progress(study, trial, label: str = OBJECTIVES["gap"]) -> None:
     parameters."""
     from optuna.trial import TrialState
 
-    params = " ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
+    params = " ".join(f"{k}={short_value(v)}" for k, v in trial.params.items())
     if trial.state != TrialState.COMPLETE:
         log.info("trial %d %s: %s", trial.number, trial.state.name.lower(), params)
         return
