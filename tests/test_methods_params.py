@@ -166,8 +166,9 @@ def test_every_refinement_and_preset_lies_within_the_ranges(name):
     entries = list(cls.refinements.values())
     for preset in cls.presets.values():
         preset = dict(preset)
-        by_dataset = preset.pop("by_dataset", {})
-        entries += [preset, *({**preset, **refined} for refined in by_dataset.values())]
+        refinements = [*preset.pop("by_arch", {}).values(),
+                       *preset.pop("by_dataset", {}).values()]
+        entries += [preset, *({**preset, **refined} for refined in refinements)]
     entries += [entry["params"] for entry in read_tuned(SHIPPED_TUNED).get(name, {}).values()]
     for entry in entries:
         cls(entry)

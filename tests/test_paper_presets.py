@@ -1,8 +1,8 @@
-"""The ``paper`` preset of every field method: it holds the values of the method's reference
-code (each case names its source: repository, file and the place in it), it runs end to end in
-quick mode, and the parameters it needs (optimiser, weight decay, SSD's class-ordered importance,
-SalUn's labels over all classes, SCRUB's schedule, UNSIR's per-class retain sample, l1-sparse's
-per-epoch decay) do what their docstrings say."""
+"""The ``paper`` preset of every built-in method: it holds the values of the method's reference
+code (each case names its source: repository, file and the place in it; for the seeds' methods,
+the seed notes), it runs end to end in quick mode, and the parameters it needs (optimiser, weight
+decay, SSD's class-ordered importance, SalUn's labels over all classes, SCRUB's schedule, UNSIR's
+per-class retain sample, l1-sparse's per-epoch decay) do what their docstrings say."""
 
 from __future__ import annotations
 
@@ -15,11 +15,15 @@ from support import make_task, unlearn
 from unlearnlab.config import RunConfig
 from unlearnlab.errors import ConfigError
 from unlearnlab.experiment import prepare, run_method
-from unlearnlab.methods import create, get_method
+from unlearnlab.methods import create, get_method, list_methods
 from unlearnlab.methods.random_label import random_labels
 
 FIELD_METHODS = ("finetune", "gradient_ascent", "neggrad_plus", "scrub", "ssd", "salun",
                  "l1_sparse", "random_label", "bad_teacher", "unsir", "boundary_shrink")
+# The seeds' methods: their paper is a seed (seed notes, ../shared/reference/seed-systems.md).
+SEED_METHODS = ("gemu", "gefeu", "relabel")
+# The architecture a method's reference ran on, where the MLP would resolve other values.
+REFERENCE_ARCH = {"relabel": "cnn"}
 
 SSD = "if-loops/selective-synaptic-dampening src/forget_full_class_main.py"
 SCRUB = "meghdadk/SCRUB small_scale_unlearning.ipynb, SCRUB Forgetting args cell"
@@ -29,6 +33,9 @@ DEEPUNLEARN = "xcadet/deepunlearn munl/unlearning/neggradplus.py NegGradPlus.ORI
 UNSIR = "vikram2000b/Fast-Machine-Unlearning Machine Unlearning.ipynb"
 BAD_TEACHER = "if-loops/selective-synaptic-dampening forget_full_class_strategies.py blindspot"
 BOUNDARY = "TY-LEE-KR/Boundary-Unlearning-Code boundary_unlearning.py boundary_shrink"
+GEMU = "thesis code gemu._main, its defaults = best Optuna trial (seed notes D3 table)"
+GEFEU = "thesis code gefeu._main, its defaults = best trial 99 (seed notes D4 table)"
+SEED_A = "seed A project_main.ipynb (seed notes A, pipeline and section D)"
 
 # (method, parameter, the reference's value, where the value is written)
 REFERENCE_VALUES = [
@@ -142,6 +149,41 @@ REFERENCE_VALUES = [
      "RL.py: every forget sample is relabelled"),
     ("boundary_shrink", "batch_size", 64, "TY-LEE-KR/Boundary-Unlearning-Code main.py: "
      "--batch_size default 64"),
+    ("gemu", "epochs", 6, f"{GEMU}: epochs 6"),
+    ("gemu", "noise_lr", 0.03, f"{GEMU}: noise lr 0.03 (thesis Table 4's 0.3 is a typo)"),
+    ("gemu", "noise_batch", 32, f"{GEMU}: noise batch 32"),
+    ("gemu", "n2r", 11.5, f"{GEMU}: N2R 11.5"),
+    ("gemu", "lam", 0.26, f"{GEMU}: lambda 0.26"),
+    ("gemu", "n_layers", 1, f"{GEMU}: hidden layers [1024]"),
+    ("gemu", "hidden", 1024, f"{GEMU}: hidden layers [1024]"),
+    ("gemu", "noise_dim", 35, f"{GEMU}: noise dim 35"),
+    ("gemu", "impair_lr", 0.05, f"{GEMU}: impair lr 0.05"),
+    ("gemu", "repair_lr", 0.01, f"{GEMU}: repair lr 0.01"),
+    ("gemu", "impair_batch", 8, "thesis gemu._main: impair DataLoader batch 8, hard-coded "
+     "(seed notes D3 step 2)"),
+    ("gemu", "repair_batch", 8, "thesis gemu._main: repair batch 8 (seed notes D3 step 3)"),
+    ("gemu", "bounded", False, "thesis gemu._main: L_gen penalises g(z)^2, the generator's "
+     "output is not squashed (seed notes D3 step 1)"),
+    ("gefeu", "epochs", 7, f"{GEFEU}: epochs 7"),
+    ("gefeu", "noise_lr", 0.24, f"{GEFEU}: noise lr 0.24"),
+    ("gefeu", "noise_batch", 100, f"{GEFEU}: noise batch 100"),
+    ("gefeu", "n2r", 4.75, f"{GEFEU}: N2R 4.75"),
+    ("gefeu", "lam", 0.07, f"{GEFEU}: lambda 0.07"),
+    ("gefeu", "n_layers", 5, f"{GEFEU}: hidden layers 5 x 1024"),
+    ("gefeu", "hidden", 1024, f"{GEFEU}: hidden layers 5 x 1024"),
+    ("gefeu", "noise_dim", 128, f"{GEFEU}: noise dim 128"),
+    ("gefeu", "impair_lr", 0.04, f"{GEFEU}: impair lr 0.04"),
+    ("gefeu", "repair_lr", 0.02, f"{GEFEU}: repair lr 0.02"),
+    ("gefeu", "impair_batch", 8, "thesis gefeu._main: GEMU's hard-coded batch 8 (seed notes "
+     "D4: identical to GEMU but the labels)"),
+    ("gefeu", "repair_batch", 8, "thesis gefeu._main: GEMU's repair batch 8 (seed notes D4)"),
+    ("gefeu", "bounded", False, "thesis gefeu._main: GEMU's unbounded generator (seed notes "
+     "D4)"),
+    ("relabel", "target", 3, f"{SEED_A}: forget samples' loss -output[i][3], 6 relabelled 3"),
+    ("relabel", "freeze", ["fc1", "fc2"], f"{SEED_A}: step 6, fc1 and fc2 requires_grad False"),
+    ("relabel", "epochs", 3, f"{SEED_A}: step 7, 3 selective unlearning epochs"),
+    ("relabel", "lr", 1e-3, f"{SEED_A}: step 3, Adam at its default lr 1e-3, reused in step 7"),
+    ("relabel", "batch_size", 64, f"{SEED_A}: step 2, train loader batch 64, reused in step 7"),
 ]
 
 
@@ -150,17 +192,33 @@ REFERENCE_VALUES = [
                           for m, k, v, source in REFERENCE_VALUES])
 def test_paper_preset_holds_the_reference_value(method, key, value):
     params = get_method(method).resolve_params("paper", dataset="mnist", scenario="class",
-                                               arch="mlp")
+                                               arch=REFERENCE_ARCH.get(method, "mlp"))
     assert params[key] == value
 
 
-@pytest.mark.parametrize("method", FIELD_METHODS)
-def test_every_field_method_has_a_valid_paper_preset_with_cited_values(method):
+def test_every_built_in_method_has_a_paper_preset():
+    built_in = {name for name in list_methods()
+                if get_method(name).__module__.startswith("unlearnlab.methods.")}
+    assert built_in == {*FIELD_METHODS, *SEED_METHODS}
+
+
+@pytest.mark.parametrize("method", FIELD_METHODS + SEED_METHODS)
+def test_every_method_has_a_valid_paper_preset_with_cited_values(method):
     cls = get_method(method)
     assert "paper" in cls.presets
     create(method, preset="paper", dataset="mnist", scenario="class", arch="mlp")
     cited = {k for m, k, _, _ in REFERENCE_VALUES if m == method}
-    assert set(cls.presets["paper"]) == cited  # every value of the preset has its source
+    named = {k for k in cls.presets["paper"] if not k.startswith("by_")}
+    assert named == cited  # every value of the preset has its source
+
+
+def test_relabel_paper_freezes_all_but_the_output_layer_of_the_mlp():
+    """Seed A's first, MLP version froze every layer but the output (seed notes D); the lab's
+    MLP has one hidden layer, fc1. Its output layer fc2 stays trainable."""
+    params = get_method("relabel").resolve_params("paper", dataset="mnist", scenario="class",
+                                                  arch="mlp")
+    assert params["freeze"] == ["fc1"]
+    assert get_method("relabel").resolve_params("paper", arch="cnn")["freeze"] == ["fc1", "fc2"]
 
 
 # ----------------------------------------------------------------------- quick end-to-end
@@ -173,7 +231,7 @@ def digits_baselines(tmp_path_factory):
     return prepare(cfg)
 
 
-@pytest.mark.parametrize("method", FIELD_METHODS)
+@pytest.mark.parametrize("method", FIELD_METHODS + SEED_METHODS)
 def test_paper_preset_runs_in_quick_mode(digits_baselines, method):
     result = run_method(digits_baselines, method, preset="paper")
     record = result.record

@@ -86,7 +86,7 @@ def _common() -> argparse.ArgumentParser:
     """Options shared by run and compare."""
     c = argparse.ArgumentParser(add_help=False, parents=[_scenario(), _where()])
     c.add_argument("--preset", default="default",
-                   help="named hyperparameter set of the method(s), e.g. thesis, tuned, or auto "
+                   help="named hyperparameter set of the method(s), e.g. paper, tuned, or auto "
                    "(a tuned preset of this scenario, else a short cached search; run, compare)")
     c.add_argument("--arch", default=None, help=f"one of {', '.join(list_models())}; default: "
                    "cnn for class forgetting, else mlp (convnet on cmnist)")

@@ -80,8 +80,9 @@ class UnlearningMethod:
     # "mnist:feature"). Random forgetting reads the "feature" keys unless some key names
     # "random" ("random" or "<dataset>:random"); see ``defaults_kind``.
     refinements: ClassVar[dict[str, dict[str, Any]]] = {}
-    # Named alternatives (e.g. "thesis": the published hyperparameters). Each preset lists only
-    # the keys it changes; an optional "by_dataset" entry refines it per dataset.
+    # Named alternatives (e.g. "paper": the reference's hyperparameters). Each preset lists only
+    # the keys it changes; optional "by_arch" and "by_dataset" entries refine it per
+    # architecture and per dataset.
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     # The forgetting scenarios the method is meant for: "class" (a whole class), "feature" (a
     # subset of one class) and/or "random" (a sample of every class); the leaderboard runs it
@@ -175,8 +176,9 @@ class UnlearningMethod:
         refined by ``refinements`` (scenario kind, architecture, dataset,
         "<dataset>:<kind>", with the kind of ``defaults_kind``) unless a named preset is
         chosen, then the preset's keys (for ``tuned`` and ``auto``: the searched params,
-        ``tuned``), its ``by_dataset`` entry for ``dataset``, then ``overrides``. A scenario
-        the method is not meant for is refused (``check_scenario``)."""
+        ``tuned``), its ``by_arch`` entry for ``arch`` and its ``by_dataset`` entry for
+        ``dataset``, then ``overrides``. A scenario the method is not meant for is refused
+        (``check_scenario``)."""
         cls.check_scenario(scenario)
         cls.check_names(overrides or {})
         if cls.searched(preset):
@@ -193,6 +195,7 @@ class UnlearningMethod:
                                   "`unlearnlab tune` again")
         else:
             chosen = dict(cls.presets.get(preset, {}))
+        by_arch = chosen.pop("by_arch", {})
         by_dataset = chosen.pop("by_dataset", {})
         if preset not in ("default", TUNED, AUTO):
             base = cls.defaults  # a named preset starts from the generic defaults
@@ -201,7 +204,8 @@ class UnlearningMethod:
             kind = cls.defaults_kind(scenario)
             for key in (kind, arch, dataset, f"{dataset}:{kind}"):
                 base.update(cls.refinements.get(key, {}))
-        return {**base, **chosen, **by_dataset.get(dataset, {}), **(overrides or {})}
+        return {**base, **chosen, **by_arch.get(arch, {}), **by_dataset.get(dataset, {}),
+                **(overrides or {})}
 
     # ------------------------------------------------------------------------------ tuning
 
