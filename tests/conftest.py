@@ -235,8 +235,9 @@ def _close_figures():
 
 @pytest.fixture
 def untunable():
-    """A method without a search space, registered for one test (every built-in method is
-    tunable): ``keep``, which returns the original model unchanged."""
+    """A method without a search space and without named presets, registered for one test
+    (every built-in method is tunable and has a ``paper`` preset): ``keep``, which returns the
+    original model unchanged."""
     from unlearnlab.methods import registry
     from unlearnlab.methods.base import UnlearningMethod
 

@@ -241,18 +241,18 @@ def test_forget_quality_in_the_bench_is_checked_before_any_work(tmp_path, models
     assert not (tmp_path / "out").exists() and not (tmp_path / "data" / "models").exists()
 
 
-def test_bench_runs_other_presets_beside_the_ranked_one(tmp_path):
+def test_bench_runs_other_presets_beside_the_ranked_one(tmp_path, untunable):
     from unlearnlab.bench import bench
     from unlearnlab.config import RunConfig
 
     cfg = RunConfig(quick=True, data_dir=str(tmp_path / "data"))
     out = tmp_path / "out"
-    rows = bench(cfg, ["finetune", "relabel"], seeds=2, out=out, scenarios=DIGITS_SCENARIOS[1:],
-                 presets=("default", "paper"))
+    rows = bench(cfg, ["finetune", untunable], seeds=2, out=out,
+                 scenarios=DIGITS_SCENARIOS[1:], presets=("default", "paper"))
     name = scenario_name("digits", "class:6")
-    assert set(rows["preset"]) == {"default"} and set(rows["method"]) == {"finetune", "relabel"}
+    assert set(rows["preset"]) == {"default"} and set(rows["method"]) == {"finetune", untunable}
     beside = pd.read_csv(out / "presets.csv")
-    # relabel has no paper preset: it runs only in the ranked column
+    # the test's method has no paper preset: it runs only in the ranked column
     assert set(beside["preset"]) == {"paper"} and set(beside["method"]) == {"finetune"}
     assert len(beside) == 2 and (out / "presets" / "paper" / name / "results.csv").is_file()
     paper = leaderboard(beside)
@@ -261,14 +261,13 @@ def test_bench_runs_other_presets_beside_the_ranked_one(tmp_path):
     assert "Preset columns (paper)" in board and "| paper: avg \\|z\\| (σ) (rank) |" in board
     line = next(r for r in board.splitlines() if r.startswith("| ") and "| finetune |" in r)
     assert line.endswith(f"| {paper.loc['finetune', 'z_gap']:.2f} (#1) |")
-    assert next(r for r in board.splitlines() if "| relabel |" in r).endswith("| n/a |")
+    assert next(r for r in board.splitlines() if f"| {untunable} |" in r).endswith("| n/a |")
     # the paper preset changes the runs: not a copy of the default column
     default = leaderboard(rows)
     assert paper.loc["finetune", "z_gap"] != default.loc["finetune", "z_gap"]
 
 
 @pytest.mark.parametrize(("presets", "message"), [
-    (("paper",), "method 'relabel' has no preset 'paper', which the leaderboard ranks"),
     (("default", "default"), "--presets names a preset twice"),
     (("default", "nope"), "no method has the preset 'nope'"),
     ((), "--presets must name presets"),
@@ -282,6 +281,18 @@ def test_bench_presets_are_checked_before_any_work(tmp_path, presets, message):
     with pytest.raises(ConfigError, match=message):
         bench(cfg, ["finetune", "relabel"], seeds=2, out=tmp_path / "out",
               scenarios=DIGITS_SCENARIOS[1:], presets=presets)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "data" / "models").exists()
+
+
+def test_a_ranked_preset_that_a_method_lacks_is_refused_before_any_work(tmp_path, untunable):
+    from unlearnlab.bench import bench
+    from unlearnlab.config import RunConfig
+
+    cfg = RunConfig(quick=True, data_dir=str(tmp_path / "data"))
+    with pytest.raises(ConfigError, match=f"method '{untunable}' has no preset 'paper', which "
+                       "the leaderboard ranks"):
+        bench(cfg, ["finetune", untunable], seeds=2, out=tmp_path / "out",
+              scenarios=DIGITS_SCENARIOS[1:], presets=("paper",))
     assert not (tmp_path / "out").exists() and not (tmp_path / "data" / "models").exists()
 
 
